@@ -1,1 +1,81 @@
-fn main() {}
+//! `retail`: one binary, one subcommand per service of the platform.
+
+mod cmd;
+mod config;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "retail", version, about = "Retail inventory data platform: simulate → bus → stream → lake/warehouse → serve")]
+pub struct Cli {
+    /// Where the embedded bus, lake and warehouse live.
+    #[arg(long, global = true, env = "RETAIL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A TOML configuration file (see README, "Configuration").
+    #[arg(long, global = true, env = "RETAIL_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate POS events from the deterministic retail world model.
+    Simulate(cmd::simulate::SimulateArgs),
+    /// Run the stream processor (consumes the bus, fills lake and warehouse).
+    Stream(cmd::stream::StreamArgs),
+    /// Serve the live dashboard, JSON API and /metrics.
+    Serve(cmd::serve::ServeArgs),
+    /// Run the whole system in one process on embedded defaults.
+    Demo(cmd::demo::DemoArgs),
+    /// Run SQL against the configured warehouse.
+    Query(cmd::query::QueryArgs),
+    /// Warehouse administration (schema init/migrate, dimension load).
+    Warehouse(cmd::warehouse::WarehouseArgs),
+    /// Lake administration (compaction).
+    Lake(cmd::lake::LakeArgs),
+    /// Benchmarks: simulate, stream, query.
+    Bench(cmd::bench::BenchArgs),
+    /// Print the effective configuration (secrets redacted).
+    Config,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    cmd::init_tracing();
+    let config = match config::Config::load(cli.config.as_deref(), cli.data_dir.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Simulate(a) => cmd::simulate::run(a, &config).await,
+            Command::Stream(a) => cmd::stream::run(a, &config).await,
+            Command::Serve(a) => cmd::serve::run(a, &config).await,
+            Command::Demo(a) => cmd::demo::run(a, &config).await,
+            Command::Query(a) => cmd::query::run(a, &config).await,
+            Command::Warehouse(a) => cmd::warehouse::run(a, &config).await,
+            Command::Lake(a) => cmd::lake::run(a, &config).await,
+            Command::Bench(a) => cmd::bench::run(a, &config).await,
+            Command::Config => {
+                println!("{}", config.redacted_toml());
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The event contracts: one Rust type per event, with the seed's field names.
+//!
+//! Money is carried as `f64` in JSON (as the seed's examples are) and becomes
+//! `Decimal(10,2)` in the warehouse. Timestamps are RFC 3339 UTC strings on the wire.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Version of the event contracts written by this build. Bumped with the `.avsc` files.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Kafka topic names, exactly as the seed names them, plus customer events and a dead-letter topic.
+pub mod topics {
+    pub const SALES: &str = "retail-sales-transactions";
+    pub const INVENTORY: &str = "retail-inventory-updates";
+    pub const RESTOCK_ALERTS: &str = "retail-restock-alerts";
+    pub const PRICE_CHANGES: &str = "retail-price-changes";
+    pub const CUSTOMER_EVENTS: &str = "retail-customer-events";
+    pub const DEAD_LETTER: &str = "retail-dead-letter";
+
+    /// (topic, partitions) as the seed specifies; the two the seed does not mention get 3 and 1.
+    pub const ALL: [(&str, i32); 6] = [
+        (SALES, 3),
+        (INVENTORY, 3),
+        (RESTOCK_ALERTS, 1),
+        (PRICE_CHANGES, 2),
+        (CUSTOMER_EVENTS, 3),
+        (DEAD_LETTER, 1),
+    ];
+
+    /// Seven days, as the seed asks.
+    pub const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+}
+
+/// The discriminator every event carries in its `event_type` field.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Sale,
+    InventoryUpdate,
+    PriceChange,
+    CustomerEvent,
+    RestockAlert,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 5] = [
+        EventType::Sale,
+        EventType::InventoryUpdate,
+        EventType::PriceChange,
+        EventType::CustomerEvent,
+        EventType::RestockAlert,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Sale => "sale",
+            EventType::InventoryUpdate => "inventory_update",
+            EventType::PriceChange => "price_change",
+            EventType::CustomerEvent => "customer_event",
+            EventType::RestockAlert => "restock_alert",
+        }
+    }
+
+    /// The topic an event of this type is published on.
+    pub fn topic(self) -> &'static str {
+        match self {
+            EventType::Sale => topics::SALES,
+            EventType::InventoryUpdate => topics::INVENTORY,
+            EventType::PriceChange => topics::PRICE_CHANGES,
+            EventType::CustomerEvent => topics::CUSTOMER_EVENTS,
+            EventType::RestockAlert => topics::RESTOCK_ALERTS,
+        }
+    }
+
+    pub fn from_topic(topic: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.topic() == topic)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    CreditCard,
+    DebitCard,
+    Cash,
+    Mobile,
+    GiftCard,
+}
+
+/// A sale line at a POS. One event per product line; lines of one checkout share `basket_id`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SaleTransaction {
+    pub event_type: EventType,
+    pub schema_version: u32,
+    /// Globally unique, stable across replays (the event id).
+    pub transaction_id: String,
+    pub basket_id: String,
+    pub store_id: String,
+    pub product_id: String,
+    pub quantity: i32,
+    /// Price actually charged per unit, after any promotion.
+    pub unit_price: f64,
+    /// Shelf price before promotion; `unit_price < list_price` when discounted.
+    pub list_price: f64,
+    /// 0.0..1.0, the promotion's discount; 0 when none.
+    pub discount_pct: f64,
+    pub promotion_id: Option<String>,
+    pub timestamp: DateTime<Utc>,
+    /// Absent for anonymous (non-loyalty) shoppers.
+    pub customer_id: Option<String>,
+    pub payment_method: PaymentMethod,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum InventoryReason {
+    Sale,
+    Restock,
+    Return,
+    Damage,
+    Theft,
+    CountCorrection,
+    Transfer,
+}
+
+/// A change of on-hand stock for one store×SKU.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryUpdate {
+    pub event_type: EventType,
+    pub schema_version: u32,
+    pub inventory_id: String,
+    pub store_id: String,
+    pub product_id: String,
+    pub quantity_change: i32,
+    pub previous_quantity: i32,
+    pub new_quantity: i32,
+    pub reason: InventoryReason,
+    /// The sale's transaction_id, purchase order id, … that caused the change.
+    pub reference_id: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceChangeReason {
+    Promotion,
+    PromotionEnd,
+    CostChange,
+    Clearance,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PriceChange {
+    pub event_type: EventType,
+    pub schema_version: u32,
+    pub price_change_id: String,
+    pub store_id: String,
+    pub product_id: String,
+    pub old_price: f64,
+    pub new_price: f64,
+    pub reason: PriceChangeReason,
+    pub promotion_id: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomerAction {
+    LoyaltySignup,
+    StoreVisit,
+    LoyaltyRedeem,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerEvent {
+    pub event_type: EventType,
+    pub schema_version: u32,
+    pub customer_event_id: String,
+    pub store_id: String,
+    pub customer_id: String,
+    pub action: CustomerAction,
+    pub loyalty_points: Option<i32>,
+    pub timestamp: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Open,
+    Resolved,
+}
+
+/// Emitted by the stream processor when a store×SKU needs restocking, and again (status
+/// `resolved`) when the condition clears.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RestockAlert {
+    pub event_type: EventType,
+    pub schema_version: u32,
+    pub alert_id: String,
+    pub store_id: String,
+    pub product_id: String,
+    pub status: AlertStatus,
+    pub severity: Severity,
+    pub on_hand: i32,
+    pub reorder_point: i32,
+    pub velocity_per_hour: f64,
+    pub days_of_cover: f64,
+    /// Probability in [0,1] of running out before the next delivery could arrive.
+    pub stockout_risk: f64,
+    pub suggested_order_qty: i32,
+    pub reason: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Any event of the contracts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Sale(SaleTransaction),
+    Inventory(InventoryUpdate),
+    Price(PriceChange),
+    Customer(CustomerEvent),
+    Alert(RestockAlert),
+}
+
+impl Event {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Event::Sale(_) => EventType::Sale,
+            Event::Inventory(_) => EventType::InventoryUpdate,
+            Event::Price(_) => EventType::PriceChange,
+            Event::Customer(_) => EventType::CustomerEvent,
+            Event::Alert(_) => EventType::RestockAlert,
+        }
+    }
+
+    pub fn topic(&self) -> &'static str {
+        self.event_type().topic()
+    }
+
+    /// The globally unique id of the event (the type's own id field).
+    pub fn event_id(&self) -> &str {
+        match self {
+            Event::Sale(e) => &e.transaction_id,
+            Event::Inventory(e) => &e.inventory_id,
+            Event::Price(e) => &e.price_change_id,
+            Event::Customer(e) => &e.customer_event_id,
+            Event::Alert(e) => &e.alert_id,
+        }
+    }
+
+    /// The partitioning key: one store's events stay ordered and in one processor.
+    pub fn store_id(&self) -> &str {
+        match self {
+            Event::Sale(e) => &e.store_id,
+            Event::Inventory(e) => &e.store_id,
+            Event::Price(e) => &e.store_id,
+            Event::Customer(e) => &e.store_id,
+            Event::Alert(e) => &e.store_id,
+        }
+    }
+
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        match self {
+            Event::Sale(e) => e.timestamp,
+            Event::Inventory(e) => e.timestamp,
+            Event::Price(e) => e.timestamp,
+            Event::Customer(e) => e.timestamp,
+            Event::Alert(e) => e.timestamp,
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing these plain structs cannot fail (no maps with non-string keys).
+        match self {
+            Event::Sale(e) => serde_json::to_vec(e),
+            Event::Inventory(e) => serde_json::to_vec(e),
+            Event::Price(e) => serde_json::to_vec(e),
+            Event::Customer(e) => serde_json::to_vec(e),
+            Event::Alert(e) => serde_json::to_vec(e),
+        }
+        .expect("event serialization is infallible")
+    }
+}
+
+/// A deterministic, globally unique event id: a UUID v5 over a namespace and the parts that
+/// identify the event (e.g. seed, store, sequence number). Same inputs → same id, so a replay
+/// re-emits the same ids and sinks can deduplicate.
+pub fn stable_event_id(parts: &[&[u8]]) -> String {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5f1d_7c0e_2b9a_4f3e_9d61_0a7c_e2b4_8f13);
+    let mut buf = Vec::with_capacity(64);
+    for p in parts {
+        buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        buf.extend_from_slice(p);
+    }
+    uuid::Uuid::new_v5(&NAMESPACE, &buf).to_string()
+}

@@ -1,0 +1,16 @@
+//! One module per subcommand. Each owns its clap arguments and a `run`.
+
+pub mod bench;
+pub mod demo;
+pub mod lake;
+pub mod query;
+pub mod serve;
+pub mod simulate;
+pub mod stream;
+pub mod warehouse;
+
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RETAIL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
