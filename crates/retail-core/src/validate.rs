@@ -1,0 +1,264 @@
+//! Validation of incoming JSON events: the Avro schema of the topic plus the semantic rules.
+//!
+//! Two paths give one verdict:
+//! - **fast path** (every message): `serde_json` straight into the typed event, whose shape is
+//!   structurally the `.avsc` (same fields, types, enum symbols, `deny_unknown_fields`, optional
+//!   = `["null", T]` with default null), then the semantic rules on the typed value.
+//! - **Avro path** (only when the fast path fails, and in tests): the JSON is converted field by
+//!   field into an `apache_avro::types::Value` guided by the parsed `.avsc`, which `apache-avro`
+//!   then validates; every mismatch on the way becomes a reason, and the semantic rules run on
+//!   the fields that are well typed. This produces the detailed reasons.
+//!
+//! A test feeds generated and hand-made events through both and asserts the same verdict.
+
+use crate::events::*;
+use crate::rules::{self, FieldValue};
+use crate::schemas::schema_for;
+use apache_avro::schema::Schema;
+use apache_avro::types::Value as AvroValue;
+use chrono::{DateTime, Utc};
+use serde_json::Value as Json;
+
+/// Larger messages are rejected before parsing (a POS event is a few hundred bytes).
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Why a message was rejected: every reason found, each a sentence a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub reasons: Vec<String>,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.reasons.join("; "))
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// Validate one message read from `topic`: size, JSON, the topic's Avro schema, and the
+/// semantic rules (`now` bounds how far in the future a timestamp may be).
+/// On success, the typed event; on failure, every reason.
+pub fn validate_message(topic: &str, bytes: &[u8], now: DateTime<Utc>) -> Result<Event, Rejection> {
+    let event_type = precheck(topic, bytes)?;
+    match parse_typed(event_type, bytes) {
+        Ok(event) => {
+            let reasons = semantic_reasons(&event, event_type, now);
+            if reasons.is_empty() {
+                Ok(event)
+            } else {
+                Err(Rejection { reasons })
+            }
+        }
+        Err(serde_error) => {
+            let mut reasons = match avro_path(event_type, bytes, now) {
+                Ok(_) => Vec::new(),
+                Err(r) => r.reasons,
+            };
+            // Only if the two paths disagree (a defect the equivalence test guards against)
+            // does the serde message stand alone; a message is never accepted by default.
+            if reasons.is_empty() {
+                reasons.push(format!("does not match the event contract: {serde_error}"));
+            }
+            Err(Rejection { reasons })
+        }
+    }
+}
+
+/// Semantic rules on an already typed event (e.g. one the simulator or the processor built).
+pub fn validate_event(event: &Event, now: DateTime<Utc>) -> Result<(), Rejection> {
+    let reasons = semantic_reasons(event, event.event_type(), now);
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(Rejection { reasons })
+    }
+}
+
+/// The reference verdict, through `apache-avro` alone for structure: on success the Avro record
+/// (ready for an Avro writer). Slower than [`validate_message`]; it gives the same verdict.
+pub fn validate_with_avro(topic: &str, bytes: &[u8], now: DateTime<Utc>) -> Result<AvroValue, Rejection> {
+    let event_type = precheck(topic, bytes)?;
+    let record = avro_path(event_type, bytes, now)?;
+    // Cross-field rules need the typed event; the structure is already proven, so this parse
+    // can only fail if the schema and the Rust type diverge, which is then the reason.
+    let mut reasons = Vec::new();
+    match parse_typed(event_type, bytes) {
+        Ok(event) => rules::check_cross_fields(&event, &mut reasons),
+        Err(e) => reasons.push(format!("accepted by the Avro schema but not by the Rust type: {e}")),
+    }
+    if reasons.is_empty() {
+        Ok(record)
+    } else {
+        Err(Rejection { reasons })
+    }
+}
+
+fn precheck(topic: &str, bytes: &[u8]) -> Result<EventType, Rejection> {
+    let mut reasons = Vec::new();
+    let event_type = EventType::from_topic(topic);
+    if event_type.is_none() {
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.topic()).collect();
+        reasons.push(format!("topic `{}` carries no known event type (known: {})", rules::shorten(topic), known.join(", ")));
+    }
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        reasons.push(format!("message is {} bytes, more than the {MAX_MESSAGE_BYTES}-byte limit", bytes.len()));
+    }
+    match event_type {
+        Some(t) if reasons.is_empty() => Ok(t),
+        _ => Err(Rejection { reasons }),
+    }
+}
+
+fn parse_typed(event_type: EventType, bytes: &[u8]) -> Result<Event, serde_json::Error> {
+    Ok(match event_type {
+        EventType::Sale => Event::Sale(serde_json::from_slice(bytes)?),
+        EventType::InventoryUpdate => Event::Inventory(serde_json::from_slice(bytes)?),
+        EventType::PriceChange => Event::Price(serde_json::from_slice(bytes)?),
+        EventType::CustomerEvent => Event::Customer(serde_json::from_slice(bytes)?),
+        EventType::RestockAlert => Event::Alert(serde_json::from_slice(bytes)?),
+    })
+}
+
+fn semantic_reasons(event: &Event, expected: EventType, now: DateTime<Utc>) -> Vec<String> {
+    let mut reasons = Vec::new();
+    rules::visit_fields(event, &mut |field, value| {
+        if let Some(rule) = rules::rule_for(expected, field) {
+            rules::check_field(expected, field, rule, value, now, &mut reasons);
+        }
+    });
+    if reasons.is_empty() {
+        rules::check_cross_fields(event, &mut reasons);
+    }
+    reasons
+}
+
+/// JSON → Avro record guided by the schema, then `apache-avro`'s own validation, then the field
+/// rules on every well-typed field.
+fn avro_path(event_type: EventType, bytes: &[u8], now: DateTime<Utc>) -> Result<AvroValue, Rejection> {
+    let json: Json = serde_json::from_slice(bytes).map_err(|e| Rejection {
+        reasons: vec![if e.is_eof() {
+            format!("malformed JSON: the message ends too early ({e})")
+        } else {
+            format!("malformed JSON: {e}")
+        }],
+    })?;
+    let schema = schema_for(event_type);
+    let mut reasons = Vec::new();
+    let Json::Object(object) = &json else {
+        return Err(Rejection { reasons: vec![format!("the message must be a JSON object, found {}", describe(&json))] });
+    };
+    let Schema::Record(record) = schema else {
+        return Err(Rejection { reasons: vec!["internal: schema is not a record".into()] });
+    };
+    let mut fields = Vec::with_capacity(record.fields.len());
+    for field in &record.fields {
+        match object.get(&field.name) {
+            Some(value) => match to_avro(&field.schema, value) {
+                Ok(v) => {
+                    if let Some(rule) = rules::rule_for(event_type, &field.name) {
+                        if let Some(view) = avro_view(&v) {
+                            rules::check_field(event_type, &field.name, rule, view, now, &mut reasons);
+                        }
+                    }
+                    fields.push((field.name.clone(), v));
+                }
+                Err(expected) => reasons.push(format!(
+                    "field `{}` must be {expected}, found {}",
+                    field.name,
+                    describe(value)
+                )),
+            },
+            None => match field.default.as_ref().map(|d| to_avro(&field.schema, d)) {
+                Some(Ok(v)) => fields.push((field.name.clone(), v)),
+                _ => reasons.push(format!("missing field `{}` ({})", field.name, expected_words(&field.schema))),
+            },
+        }
+    }
+    for key in object.keys() {
+        if !record.lookup.contains_key(key) {
+            reasons.push(format!(
+                "unknown field `{}` (not in schema {} v{SCHEMA_VERSION})",
+                rules::shorten(key),
+                record.name.name
+            ));
+        }
+    }
+    if !reasons.is_empty() {
+        return Err(Rejection { reasons });
+    }
+    let value = AvroValue::Record(fields);
+    if !value.validate(schema) {
+        return Err(Rejection { reasons: vec![format!("apache-avro rejects the record against schema {}", record.name.name)] });
+    }
+    Ok(value)
+}
+
+/// Convert one JSON value to the Avro value `schema` wants; on mismatch, what was expected.
+fn to_avro(schema: &Schema, json: &Json) -> Result<AvroValue, String> {
+    match (schema, json) {
+        (Schema::Null, Json::Null) => Ok(AvroValue::Null),
+        (Schema::Boolean, Json::Bool(b)) => Ok(AvroValue::Boolean(*b)),
+        (Schema::Int, Json::Number(n)) => match n.as_i64().and_then(|v| i32::try_from(v).ok()) {
+            Some(v) => Ok(AvroValue::Int(v)),
+            None => Err(expected_words(schema)),
+        },
+        (Schema::Long, Json::Number(n)) => n.as_i64().map(AvroValue::Long).ok_or_else(|| expected_words(schema)),
+        (Schema::Double, Json::Number(n)) => n.as_f64().map(AvroValue::Double).ok_or_else(|| expected_words(schema)),
+        (Schema::String, Json::String(s)) => Ok(AvroValue::String(s.clone())),
+        (Schema::Enum(e), Json::String(s)) => match e.symbols.iter().position(|sym| sym == s) {
+            Some(i) => Ok(AvroValue::Enum(i as u32, s.clone())),
+            None => Err(expected_words(schema)),
+        },
+        (Schema::Union(u), _) => {
+            for (i, variant) in u.variants().iter().enumerate() {
+                if let Ok(v) = to_avro(variant, json) {
+                    return Ok(AvroValue::Union(i as u32, Box::new(v)));
+                }
+            }
+            Err(expected_words(schema))
+        }
+        _ => Err(expected_words(schema)),
+    }
+}
+
+/// The converted value as the field rules see it (so `30` in a double field is the double 30).
+fn avro_view(value: &AvroValue) -> Option<FieldValue<'_>> {
+    match value {
+        AvroValue::Null => Some(FieldValue::Null),
+        AvroValue::Int(i) => Some(FieldValue::Int(*i as i64)),
+        AvroValue::Long(i) => Some(FieldValue::Int(*i)),
+        AvroValue::Double(d) => Some(FieldValue::Double(*d)),
+        AvroValue::String(s) | AvroValue::Enum(_, s) => Some(FieldValue::Str(s)),
+        AvroValue::Union(_, inner) => avro_view(inner),
+        _ => None,
+    }
+}
+
+fn expected_words(schema: &Schema) -> String {
+    match schema {
+        Schema::Null => "null".into(),
+        Schema::Boolean => "true or false".into(),
+        Schema::Int => "a whole number from -2147483648 to 2147483647".into(),
+        Schema::Long => "a whole number".into(),
+        Schema::Double | Schema::Float => "a number".into(),
+        Schema::String => "a string".into(),
+        Schema::Enum(e) => format!("one of {}", e.symbols.join(", ")),
+        Schema::Union(u) => {
+            let parts: Vec<String> = u.variants().iter().map(expected_words).collect();
+            parts.join(" or ")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn describe(json: &Json) -> String {
+    match json {
+        Json::Null => "null".into(),
+        Json::Bool(b) => format!("{b}"),
+        Json::Number(n) => format!("the number {n}"),
+        Json::String(s) => format!("the string \"{}\"", rules::shorten(s)),
+        Json::Array(_) => "an array".into(),
+        Json::Object(_) => "an object".into(),
+    }
+}
