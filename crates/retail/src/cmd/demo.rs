@@ -135,15 +135,10 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
 
     let catalog = retail_stream::Catalog { products: world.products().to_vec(), stores: world.stores().to_vec() };
     let stream_cfg = retail_stream::StreamConfig { group: config.kafka.group_id.clone(), ..Default::default() };
-    let stream_task = tokio::spawn(retail_stream::run(
-        stream_cfg,
-        sinks.bus.clone(),
-        sinks.lake.clone(),
-        sinks.warehouse.clone(),
-        &catalog,
-        metrics,
-        cancel.clone(),
-    ));
+    let (bus, lake, warehouse, stop) = (sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone(), cancel.clone());
+    let stream_task = tokio::spawn(async move {
+        retail_stream::run(stream_cfg, bus, lake, warehouse, &catalog, metrics, stop).await
+    });
     println!("stream processor running; Ctrl-C stops everything cleanly");
 
     let simulated = simulate(world, state, &data_dir, sinks.bus.clone(), args.rate, cancel.clone()).await;
