@@ -1,0 +1,246 @@
+//! Small pieces of the processor's state and the stock/risk arithmetic, kept free of I/O and of
+//! the processor's bookkeeping so they can be tested (and documented) on their own.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+/// A 64-bit FNV-1a hash. Used for event ids (dedup) and customer ids (distinct counts): it is
+/// stable across Rust versions, so hashes stored in a checkpoint stay meaningful after upgrade.
+pub fn fnv64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Hasher for maps whose keys are already well-mixed integers (interned ids, FNV hashes):
+/// SipHash would cost more than the rest of the lookup.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // One multiply spreads sequential interned ids over the table's high bits.
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8)) ^ *b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 ^= n as u64;
+    }
+    fn write_i64(&mut self, n: i64) {
+        self.0 ^= n as u64;
+    }
+}
+pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// A store×product, as two interned ids packed in one integer.
+pub type Key = u64;
+
+/// Interns store and product ids so per-event state lookups hash one integer, and the strings
+/// exist once however many windows and rows refer to them.
+#[derive(Default)]
+pub struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(Arc::from(s));
+        self.ids.insert(s.into(), id);
+        id
+    }
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+    pub fn key(&mut self, store: &str, product: &str) -> Key {
+        ((self.intern(store) as u64) << 32) | self.intern(product) as u64
+    }
+    pub fn store_of(&self, key: Key) -> &str {
+        self.name((key >> 32) as u32)
+    }
+    pub fn product_of(&self, key: Key) -> &str {
+        self.name(key as u32)
+    }
+}
+
+/// One open 5-minute window of one store×SKU.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct WindowAgg {
+    pub units: i64,
+    pub revenue: f64,
+    pub transactions: i64,
+    /// Sorted FNV hashes of the customer ids seen; windows of one SKU in one store are small,
+    /// so a sorted vector beats a hash set in memory and speed.
+    pub customers: Vec<u64>,
+    #[serde(skip)]
+    pub dirty: bool,
+}
+
+impl WindowAgg {
+    pub fn add(&mut self, quantity: i32, unit_price: f64, customer: Option<&str>) {
+        self.units += quantity as i64;
+        self.revenue += quantity as f64 * unit_price;
+        self.transactions += 1;
+        if let Some(c) = customer {
+            let h = fnv64(c.as_bytes());
+            if let Err(pos) = self.customers.binary_search(&h) {
+                self.customers.insert(pos, h);
+            }
+        }
+    }
+    pub fn avg_price(&self) -> f64 {
+        if self.units == 0 {
+            0.0
+        } else {
+            round2(self.revenue / self.units as f64)
+        }
+    }
+}
+
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// A running "normal" of a SKU's quantities or prices: exponentially weighted mean and mean
+/// absolute deviation. Robust enough for flagging and O(1) per event; the MAD floor keeps a SKU
+/// that always sells exactly 1 unit from flagging a 2.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Norm {
+    pub n: u32,
+    pub mean: f64,
+    pub mad: f64,
+}
+
+impl Norm {
+    const ALPHA: f64 = 0.05;
+
+    /// The deviation score of `x` against the norm before `x` is folded in (None while the norm
+    /// is still being learnt).
+    pub fn score_then_update(&mut self, x: f64, min_samples: u32, floor: f64) -> Option<f64> {
+        let score = (self.n >= min_samples).then(|| (x - self.mean).abs() / self.mad.max(floor));
+        if self.n == 0 {
+            self.mean = x;
+        } else {
+            let d = (x - self.mean).abs();
+            self.mean += Self::ALPHA * (x - self.mean);
+            self.mad += Self::ALPHA * (d - self.mad);
+        }
+        self.n = self.n.saturating_add(1);
+        score
+    }
+}
+
+/// The standard normal CDF, from the complementary error function (Numerical Recipes' erfc
+/// Chebyshev fit, |error| < 1.2e-7 — far below what a risk score needs).
+pub fn normal_cdf(z: f64) -> f64 {
+    let x = -z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let poly = -x * x - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    let erfc = if x >= 0.0 { erfc } else { 2.0 - erfc };
+    0.5 * erfc
+}
+
+/// Demand over the supplier lead time of an order placed now, as mean and standard deviation.
+///
+/// Hourly demand has mean `v` and variance `var_h`; the lead time is `L ~ N(lead, lead_sd)` days.
+/// Over `24·L` independent hours the demand D has
+///   E[D] = 24·lead·v,   Var[D] = 24·lead·var_h + (24·v)²·lead_sd²
+/// (the usual random-sum formula behind a reorder point).
+pub fn lead_time_demand(v: f64, var_h: f64, lead_days: f64, lead_sd_days: f64) -> (f64, f64) {
+    let hours = 24.0 * lead_days.max(0.0);
+    let mean = v * hours;
+    let var = hours * var_h.max(0.0) + (24.0 * v).powi(2) * lead_sd_days.max(0.0).powi(2);
+    (mean, var.sqrt())
+}
+
+/// **Stock-out risk**: the probability that demand during the lead time of an order placed now
+/// exceeds the stock on hand, i.e. that the shelf runs empty before a delivery ordered now can
+/// arrive. Demand is taken as normal (with a continuity correction for whole units).
+/// 1 when nothing is on hand; 0 when there is stock and no demand at all.
+pub fn stockout_risk(on_hand: i32, mean: f64, sd: f64) -> f64 {
+    if on_hand <= 0 {
+        return 1.0;
+    }
+    if sd < 1e-9 {
+        return if mean > on_hand as f64 { 1.0 } else { 0.0 };
+    }
+    let z = (on_hand as f64 + 0.5 - mean) / sd;
+    (1.0 - normal_cdf(z)).clamp(0.0, 1.0)
+}
+
+/// Days the stock lasts at the current velocity (999 when nothing sells).
+pub fn days_of_cover(on_hand: i32, velocity_per_hour: f64) -> f64 {
+    if on_hand <= 0 {
+        0.0
+    } else if velocity_per_hour <= 1e-9 {
+        999.0
+    } else {
+        round2((on_hand as f64 / (velocity_per_hour * 24.0)).min(999.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_cdf_matches_table_values() {
+        for (z, p) in [(0.0, 0.5), (1.0, 0.841_344_7), (-1.645, 0.049_984_9), (2.326, 0.989_990_7), (-3.0, 0.001_349_9)] {
+            assert!((normal_cdf(z) - p).abs() < 1e-6, "Φ({z}) = {} ≠ {p}", normal_cdf(z));
+        }
+    }
+
+    #[test]
+    fn risk_is_a_probability_with_the_documented_edges() {
+        assert_eq!(stockout_risk(0, 0.0, 0.0), 1.0);
+        assert_eq!(stockout_risk(-4, 10.0, 3.0), 1.0);
+        assert_eq!(stockout_risk(5, 0.0, 0.0), 0.0);
+        assert_eq!(stockout_risk(5, 6.0, 0.0), 1.0);
+        // Half-way: stock equals expected demand (minus the continuity half unit) → ~0.5.
+        let r = stockout_risk(100, 100.5, 10.0);
+        assert!((r - 0.5).abs() < 1e-6, "{r}");
+        // More stock → less risk, monotonically.
+        let rs: Vec<f64> = (0..10).map(|k| stockout_risk(50 + 10 * k, 100.0, 20.0)).collect();
+        assert!(rs.windows(2).all(|w| w[0] > w[1]), "{rs:?}");
+    }
+
+    #[test]
+    fn lead_time_demand_combines_both_variances() {
+        let (m, sd) = lead_time_demand(2.0, 4.0, 3.0, 1.0);
+        assert_eq!(m, 144.0);
+        // 72·4 + 48²·1 = 288 + 2304 = 2592
+        assert!((sd - 2592f64.sqrt()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn norm_learns_then_scores() {
+        let mut n = Norm::default();
+        for _ in 0..40 {
+            assert!(n.score_then_update(2.0, 30, 0.5).is_none() || n.n >= 30);
+        }
+        assert!(n.score_then_update(2.0, 30, 0.5).unwrap() < 1.0);
+        assert!(n.score_then_update(40.0, 30, 0.5).unwrap() > 50.0);
+    }
+}

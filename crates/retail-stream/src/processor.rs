@@ -1,0 +1,558 @@
+//! The processor core: a deterministic state machine with no I/O.
+//!
+//! `process` applies one bus record; `flush` emits what changed (dirty windows and stock rows)
+//! and closes windows behind the watermark. Every decision depends only on the partition's
+//! state and its records in offset order — never on the wall clock or on how records of
+//! different partitions interleave — so a replay from a checkpoint reproduces the same rows
+//! with the same keys, which is what makes the sinks' idempotent writes exactly-once.
+
+use crate::config::{index_catalog, Catalog, ProcessorConfig, ProductInfo};
+use crate::model::{self, fnv64, round2, IdMap, Interner};
+use crate::state::{PartSnapshot, PartState, StockState, NEVER};
+use crate::validate::{self, TopicKind};
+use chrono::{DateTime, Utc};
+use retail_bus::{Message, TopicPartition};
+use retail_core::{
+    stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, FactInventory,
+    FactSale, InventoryReason, InventoryUpdate, PaymentMethod, RestockAlert, SaleTransaction, SalesWindow,
+    Severity, StockLevel, SCHEMA_VERSION,
+};
+use std::collections::{BTreeMap, HashMap};
+
+/// A valid event bound for the lake, with where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawEvent {
+    pub kind: TopicKind,
+    pub partition: i32,
+    pub offset: i64,
+    pub event: Event,
+}
+
+/// Counts of what a batch did, for metrics and the live dashboard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    pub valid: u64,
+    pub invalid: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    /// Records below the partition's checkpointed offset (already applied), skipped.
+    pub replayed: u64,
+    pub unknown_products: u64,
+    pub alerts_suppressed: u64,
+}
+
+/// Everything the processor produced since the outputs were last drained.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    pub raw: Vec<RawEvent>,
+    pub sales: Vec<FactSale>,
+    pub inventory: Vec<FactInventory>,
+    pub windows: Vec<SalesWindow>,
+    pub stock: Vec<StockLevel>,
+    pub alerts: Vec<RestockAlert>,
+    pub anomalies: Vec<AnomalyFlag>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub stats: BatchStats,
+}
+
+impl Outputs {
+    pub fn clear(&mut self) {
+        self.raw.clear();
+        self.sales.clear();
+        self.inventory.clear();
+        self.windows.clear();
+        self.stock.clear();
+        self.alerts.clear();
+        self.anomalies.clear();
+        self.dead_letters.clear();
+        self.stats = BatchStats::default();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("topic `{0}` is not an input of the processor")]
+    UnknownTopic(String),
+    #[error("checkpoint for {topic}/{partition} does not match (format {format}, holds {held_topic}/{held_partition})")]
+    Mismatch { topic: String, partition: i32, format: u32, held_topic: String, held_partition: i32 },
+}
+
+pub struct Processor {
+    cfg: ProcessorConfig,
+    catalog: HashMap<Box<str>, ProductInfo>,
+    product_info: IdMap<u32, Option<ProductInfo>>,
+    names: Interner,
+    parts: BTreeMap<(TopicKind, i32), PartState>,
+}
+
+fn ms_to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn payment_str(p: PaymentMethod) -> &'static str {
+    match p {
+        PaymentMethod::CreditCard => "credit_card",
+        PaymentMethod::DebitCard => "debit_card",
+        PaymentMethod::Cash => "cash",
+        PaymentMethod::Mobile => "mobile",
+        PaymentMethod::GiftCard => "gift_card",
+    }
+}
+
+fn reason_str(r: InventoryReason) -> &'static str {
+    match r {
+        InventoryReason::Sale => "sale",
+        InventoryReason::Restock => "restock",
+        InventoryReason::Return => "return",
+        InventoryReason::Damage => "damage",
+        InventoryReason::Theft => "theft",
+        InventoryReason::CountCorrection => "count_correction",
+        InventoryReason::Transfer => "transfer",
+    }
+}
+
+fn severity_from(n: u8) -> Severity {
+    match n {
+        0 => Severity::Low,
+        1 => Severity::Medium,
+        2 => Severity::High,
+        _ => Severity::Critical,
+    }
+}
+
+pub fn dead_letter(msg: &Message, reasons: Vec<String>) -> DeadLetter {
+    let (original, original_encoding) = match std::str::from_utf8(&msg.payload) {
+        Ok(s) => (s.to_string(), "utf8"),
+        Err(_) => (msg.payload.iter().map(|b| format!("{b:02x}")).collect(), "hex"),
+    };
+    DeadLetter {
+        source_topic: msg.topic.clone(),
+        source_partition: msg.partition,
+        source_offset: msg.offset,
+        original,
+        original_encoding: original_encoding.to_string(),
+        reasons,
+        received_at: ms_to_time(msg.timestamp_ms),
+    }
+}
+
+/// Derived stock figures of one store×SKU at one moment.
+struct StockView {
+    velocity: f64,
+    days_of_cover: f64,
+    risk: f64,
+    reorder_point: i32,
+    safety_stock: i32,
+    lead_mean: f64,
+}
+
+impl Processor {
+    pub fn new(cfg: ProcessorConfig, catalog: &Catalog) -> Processor {
+        Processor {
+            cfg,
+            catalog: index_catalog(catalog),
+            product_info: IdMap::default(),
+            names: Interner::default(),
+            parts: BTreeMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ProcessorConfig {
+        &self.cfg
+    }
+
+    /// Take ownership of a partition, from its checkpoint when there is one. Returns the offset
+    /// to resume reading at (None = no checkpoint: wherever the group's committed offset is).
+    pub fn assign(&mut self, topic: &str, partition: i32, snapshot: Option<PartSnapshot>) -> Result<Option<i64>, StateError> {
+        let kind = TopicKind::from_topic(topic).ok_or_else(|| StateError::UnknownTopic(topic.to_string()))?;
+        let (state, resume) = match snapshot {
+            Some(s) => {
+                if s.format != crate::state::SNAPSHOT_FORMAT || s.topic != topic || s.partition != partition {
+                    return Err(StateError::Mismatch {
+                        topic: topic.into(),
+                        partition,
+                        format: s.format,
+                        held_topic: s.topic,
+                        held_partition: s.partition,
+                    });
+                }
+                let resume = s.next_offset;
+                (PartState::from_snapshot(kind, s, &mut self.names), Some(resume))
+            }
+            None => (PartState::new(kind, partition), None),
+        };
+        self.parts.insert((kind, partition), state);
+        Ok(resume)
+    }
+
+    /// Drop a partition's state (another process owns it now; it restores the checkpoint).
+    pub fn revoke(&mut self, topic: &str, partition: i32) {
+        if let Some(kind) = TopicKind::from_topic(topic) {
+            self.parts.remove(&(kind, partition));
+        }
+    }
+
+    pub fn owned(&self) -> Vec<TopicPartition> {
+        self.parts.keys().map(|(k, p)| TopicPartition { topic: k.topic().to_string(), partition: *p }).collect()
+    }
+
+    pub fn snapshot(&self, topic: &str, partition: i32) -> Option<PartSnapshot> {
+        let kind = TopicKind::from_topic(topic)?;
+        self.parts.get(&(kind, partition)).map(|p| p.to_snapshot(&self.names))
+    }
+
+    /// For each owned partition, the offset of the next record to read (what to commit).
+    pub fn positions(&self) -> Vec<(TopicPartition, i64)> {
+        self.parts
+            .iter()
+            .map(|((k, p), s)| (TopicPartition { topic: k.topic().to_string(), partition: *p }, s.next_offset))
+            .collect()
+    }
+
+    /// Open windows and tracked store×SKUs, for gauges.
+    pub fn sizes(&self) -> (usize, usize) {
+        let w = self.parts.values().map(|p| p.windows.values().map(|m| m.len()).sum::<usize>()).sum();
+        let s = self.parts.values().map(|p| p.stock.len()).sum();
+        (w, s)
+    }
+
+    /// Apply one record. Never panics on input: anything unusable becomes a dead letter.
+    pub fn process(&mut self, msg: &Message, out: &mut Outputs) {
+        let Some(kind) = TopicKind::from_topic(&msg.topic) else {
+            out.stats.invalid += 1;
+            out.dead_letters.push(dead_letter(msg, vec![format!("topic `{}` is not an input of the processor", msg.topic)]));
+            return;
+        };
+        let part = self.parts.entry((kind, msg.partition)).or_insert_with(|| PartState::new(kind, msg.partition));
+        if msg.offset < part.next_offset {
+            out.stats.replayed += 1;
+            return;
+        }
+        part.next_offset = msg.offset + 1;
+        let event = match validate::validate(kind, &msg.payload, msg.timestamp_ms) {
+            Ok(e) => e,
+            Err(reasons) => {
+                out.stats.invalid += 1;
+                out.dead_letters.push(dead_letter(msg, reasons));
+                return;
+            }
+        };
+        let ts = event.timestamp().timestamp_millis();
+        // The watermark is computed *before* this event moves it: an event is late against what
+        // the partition had already promised, not against itself.
+        let watermark = part.watermark(self.cfg.max_out_of_orderness_ms);
+        part.max_event_ms = part.max_event_ms.max(ts);
+
+        if let Event::Sale(s) = &event {
+            // Before dedup: a stuck POS re-sending one line is exactly a run of duplicates.
+            Self::stuck_pos(&self.cfg, &mut self.names, part, s, out);
+        }
+        let bucket = ts.div_euclid(self.cfg.window_ms);
+        if !part.dedup.entry(bucket).or_default().insert(fnv64(event.event_id().as_bytes())) {
+            out.stats.duplicates += 1;
+            return;
+        }
+        out.stats.valid += 1;
+        match &event {
+            Event::Sale(s) => self.on_sale(kind, msg, s, ts, watermark, out),
+            Event::Inventory(i) => self.on_inventory(kind, msg.partition, i, ts, out),
+            Event::Price(p) => {
+                let pid = self.names.intern(&p.product_id);
+                if let Some(info) = self.info(pid) {
+                    let ratio = p.new_price / info.list_price.max(0.01);
+                    if !(0.2..=5.0).contains(&ratio) {
+                        out.anomalies.push(anomaly(AnomalyKind::PriceOutlier, &p.store_id, &p.product_id, ratio, format!("new price {} is {:.2}× the list price {}", p.new_price, ratio, info.list_price), &p.price_change_id, ts));
+                    }
+                }
+            }
+            Event::Customer(_) | Event::Alert(_) => {}
+        }
+        out.raw.push(RawEvent { kind, partition: msg.partition, offset: msg.offset, event });
+    }
+
+    fn info(&mut self, product: u32) -> Option<ProductInfo> {
+        if let Some(i) = self.product_info.get(&product) {
+            return *i;
+        }
+        let info = self.catalog.get(self.names.name(product)).copied();
+        self.product_info.insert(product, info);
+        info
+    }
+
+    fn stuck_pos(cfg: &ProcessorConfig, names: &mut Interner, part: &mut PartState, s: &SaleTransaction, out: &mut Outputs) {
+        let mut sig = fnv64(s.product_id.as_bytes());
+        sig ^= (s.quantity as u64).rotate_left(17) ^ s.unit_price.to_bits().rotate_left(31);
+        sig ^= fnv64(s.customer_id.as_deref().unwrap_or("").as_bytes()).rotate_left(7);
+        let run = part.pos.entry(names.intern(&s.store_id)).or_default();
+        if run.signature == sig {
+            run.count = run.count.saturating_add(1);
+        } else {
+            run.signature = sig;
+            run.count = 1;
+        }
+        if run.count == cfg.stuck_pos_repeats {
+            out.anomalies.push(anomaly(
+                AnomalyKind::StuckPos,
+                &s.store_id,
+                &s.product_id,
+                run.count as f64,
+                format!("{} identical sale lines in a row (quantity {}, price {})", run.count, s.quantity, s.unit_price),
+                &s.transaction_id,
+                s.timestamp.timestamp_millis(),
+            ));
+        }
+    }
+
+    fn on_sale(&mut self, kind: TopicKind, msg: &Message, s: &SaleTransaction, ts: i64, watermark: i64, out: &mut Outputs) {
+        let product = self.names.intern(&s.product_id);
+        let key = self.names.key(&s.store_id, &s.product_id);
+        let info = self.info(product);
+        if info.is_none() {
+            out.stats.unknown_products += 1;
+        }
+        let revenue = round2(s.quantity as f64 * s.unit_price);
+        let cost = round2(s.quantity as f64 * info.map_or(0.0, |i| i.unit_cost));
+        out.sales.push(FactSale {
+            sale_id: s.transaction_id.clone(),
+            date_key: s.timestamp.date_naive(),
+            product_key: s.product_id.clone(),
+            store_key: s.store_id.clone(),
+            quantity: s.quantity,
+            revenue,
+            cost,
+            profit: round2(revenue - cost),
+            unit_price: s.unit_price,
+            discount_pct: s.discount_pct,
+            basket_id: s.basket_id.clone(),
+            customer_id: s.customer_id.clone(),
+            payment_method: payment_str(s.payment_method).to_string(),
+            event_time: s.timestamp,
+        });
+
+        let cfg = &self.cfg;
+        let part = self.parts.get_mut(&(kind, msg.partition)).expect("partition entry created by process");
+        let ws = ts.div_euclid(cfg.window_ms) * cfg.window_ms;
+        if watermark != NEVER && ws + cfg.window_ms + cfg.allowed_lateness_ms <= watermark {
+            out.stats.late += 1;
+            out.dead_letters.push(dead_letter(
+                msg,
+                vec![format!(
+                    "late_event: window starting {} closed (watermark {}, allowed lateness {} s); stored as a fact, not windowed",
+                    ms_to_time(ws).to_rfc3339(),
+                    ms_to_time(watermark).to_rfc3339(),
+                    cfg.allowed_lateness_ms / 1000
+                )],
+            ));
+        } else {
+            let agg = part.windows.entry(ws).or_default().entry(key).or_default();
+            agg.add(s.quantity, s.unit_price, s.customer_id.as_deref());
+            if !agg.dirty {
+                agg.dirty = true;
+                part.dirty_windows.push((ws, key));
+            }
+        }
+
+        let qty = part.qty_norm.entry(product).or_default().score_then_update(s.quantity as f64, cfg.outlier_min_samples, 1.0);
+        if let Some(z) = qty.filter(|z| *z > cfg.outlier_z) {
+            out.anomalies.push(anomaly(AnomalyKind::QuantityOutlier, &s.store_id, &s.product_id, z, format!("quantity {} far from this SKU's normal", s.quantity), &s.transaction_id, ts));
+        }
+        let norm = part.price_norm.entry(product).or_default();
+        // Promotions move prices by tens of percent; only a deviation of many times 10 % counts.
+        let floor = 0.1 * norm.mean.abs().max(0.01);
+        if let Some(z) = norm.score_then_update(s.unit_price, cfg.outlier_min_samples, floor).filter(|z| *z > cfg.outlier_z) {
+            out.anomalies.push(anomaly(AnomalyKind::PriceOutlier, &s.store_id, &s.product_id, z, format!("unit price {} far from this SKU's normal {:.2}", s.unit_price, norm.mean), &s.transaction_id, ts));
+        }
+    }
+
+    fn on_inventory(&mut self, kind: TopicKind, partition: i32, i: &InventoryUpdate, ts: i64, out: &mut Outputs) {
+        let product = self.names.intern(&i.product_id);
+        let key = self.names.key(&i.store_id, &i.product_id);
+        let info = self.info(product);
+        let cfg = &self.cfg;
+        let part = self.parts.get_mut(&(kind, partition)).expect("partition entry created by process");
+        let st = part.stock.entry(key).or_default();
+
+        if st.known && i.previous_quantity != st.on_hand {
+            out.anomalies.push(anomaly(AnomalyKind::StockMismatch, &i.store_id, &i.product_id, (i.previous_quantity - st.on_hand).abs() as f64, format!("update says previous stock {} but the stream's count is {}: a movement is missing or doubled", i.previous_quantity, st.on_hand), &i.inventory_id, ts));
+        }
+        if i.new_quantity < 0 {
+            out.anomalies.push(anomaly(AnomalyKind::NegativeStock, &i.store_id, &i.product_id, -i.new_quantity as f64, format!("stock would be {}", i.new_quantity), &i.inventory_id, ts));
+        }
+        let drop = -i.quantity_change;
+        let explained = matches!(i.reason, InventoryReason::Sale | InventoryReason::Transfer);
+        if !explained && drop >= cfg.unexplained_drop_min_units && drop as f64 >= cfg.unexplained_drop_fraction * i.previous_quantity.max(1) as f64 {
+            out.anomalies.push(anomaly(AnomalyKind::UnexplainedStockDrop, &i.store_id, &i.product_id, drop as f64 / i.previous_quantity.max(1) as f64, format!("stock fell by {drop} ({}) without sales", reason_str(i.reason)), &i.inventory_id, ts));
+        }
+
+        st.roll_to(ts, cfg.velocity_alpha);
+        if i.reason == InventoryReason::Sale {
+            // Velocity comes from the stock movements that sales cause, so stock and its
+            // depletion rate are one partition's state even when sales are consumed elsewhere.
+            st.hour_units += drop as i64;
+        }
+        st.on_hand = i.new_quantity;
+        st.known = true;
+        st.updated_ms = st.updated_ms.max(ts);
+        let view = stock_view(cfg, st, info);
+        out.inventory.push(FactInventory {
+            inventory_id: i.inventory_id.clone(),
+            date_key: i.timestamp.date_naive(),
+            product_key: i.product_id.clone(),
+            store_key: i.store_id.clone(),
+            quantity_on_hand: i.new_quantity,
+            reorder_point: view.reorder_point,
+            safety_stock: view.safety_stock,
+            quantity_change: i.quantity_change,
+            reason: reason_str(i.reason).to_string(),
+            event_time: i.timestamp,
+        });
+        if let Some(alert) = evaluate_alert(cfg, st, &view, info, i, ts, &mut out.stats) {
+            out.alerts.push(alert);
+        }
+        if !st.dirty {
+            st.dirty = true;
+            part.dirty_stock.push(key);
+        }
+    }
+
+    /// Emit every window and stock row changed since the last flush, then close windows past
+    /// the watermark plus allowed lateness and forget event ids behind the dedup horizon.
+    pub fn flush(&mut self, out: &mut Outputs) {
+        let cfg = &self.cfg;
+        for part in self.parts.values_mut() {
+            for (ws, key) in part.dirty_windows.drain(..) {
+                let Some(agg) = part.windows.get_mut(&ws).and_then(|m| m.get_mut(&key)) else { continue };
+                agg.dirty = false;
+                out.windows.push(SalesWindow {
+                    store_id: self.names.store_of(key).to_string(),
+                    product_id: self.names.product_of(key).to_string(),
+                    window_start: ms_to_time(ws),
+                    window_end: ms_to_time(ws + cfg.window_ms),
+                    units: agg.units,
+                    revenue: round2(agg.revenue),
+                    transactions: agg.transactions,
+                    avg_price: agg.avg_price(),
+                    distinct_customers: agg.customers.len() as i64,
+                });
+            }
+            for key in part.dirty_stock.drain(..) {
+                let Some(st) = part.stock.get_mut(&key) else { continue };
+                st.dirty = false;
+                let product = (key & 0xffff_ffff) as u32;
+                let info = match self.product_info.get(&product) {
+                    Some(i) => *i,
+                    None => self.catalog.get(self.names.name(product)).copied(),
+                };
+                let view = stock_view(cfg, st, info);
+                out.stock.push(StockLevel {
+                    store_id: self.names.store_of(key).to_string(),
+                    product_id: self.names.product_of(key).to_string(),
+                    on_hand: st.on_hand,
+                    reorder_point: view.reorder_point,
+                    velocity_per_hour: (view.velocity * 1000.0).round() / 1000.0,
+                    days_of_cover: view.days_of_cover,
+                    stockout_risk: (view.risk * 10_000.0).round() / 10_000.0,
+                    updated_at: ms_to_time(st.updated_ms),
+                });
+            }
+            let wm = part.watermark(cfg.max_out_of_orderness_ms);
+            if wm != NEVER {
+                let closed_before = wm - cfg.window_ms - cfg.allowed_lateness_ms; // ws + len + lateness <= wm
+                let keep = part.windows.split_off(&(closed_before + 1));
+                part.windows = keep;
+                let horizon_bucket = (wm - cfg.dedup_horizon_ms).div_euclid(cfg.window_ms);
+                let keep = part.dedup.split_off(&horizon_bucket);
+                part.dedup = keep;
+            }
+        }
+    }
+}
+
+fn anomaly(kind: AnomalyKind, store: &str, product: &str, score: f64, detail: String, event_id: &str, ts: i64) -> AnomalyFlag {
+    AnomalyFlag {
+        anomaly_id: stable_event_id(&[b"anomaly", kind.as_str().as_bytes(), event_id.as_bytes()]),
+        store_id: store.to_string(),
+        product_id: product.to_string(),
+        kind,
+        score: (score * 1000.0).round() / 1000.0,
+        detail,
+        event_id: Some(event_id.to_string()),
+        event_time: ms_to_time(ts),
+    }
+}
+
+fn stock_view(cfg: &ProcessorConfig, st: &StockState, info: Option<ProductInfo>) -> StockView {
+    let velocity = st.velocity();
+    let (lead, lead_sd) = info.map_or((cfg.default_lead_time_days, cfg.default_lead_time_sd_days), |i| (i.lead_time_days, i.lead_time_sd_days));
+    let (mean, sd) = model::lead_time_demand(velocity, st.hourly_variance(), lead, lead_sd);
+    let safety = (cfg.service_z * sd).ceil();
+    StockView {
+        velocity,
+        days_of_cover: model::days_of_cover(st.on_hand, velocity),
+        risk: model::stockout_risk(st.on_hand, mean, sd),
+        reorder_point: (mean + safety).ceil().min(i32::MAX as f64) as i32,
+        safety_stock: safety.min(i32::MAX as f64) as i32,
+        lead_mean: mean,
+    }
+}
+
+/// Open, escalate or resolve the store×SKU's restock alert after a stock change.
+fn evaluate_alert(cfg: &ProcessorConfig, st: &mut StockState, v: &StockView, info: Option<ProductInfo>, i: &InventoryUpdate, ts: i64, stats: &mut crate::processor::BatchStats) -> Option<RestockAlert> {
+    let below_rop = st.on_hand < v.reorder_point;
+    let triggered = v.risk >= cfg.risk_threshold || below_rop || st.on_hand <= 0;
+    let severity: u8 = if st.on_hand <= 0 {
+        3
+    } else if v.risk >= 0.8 {
+        2
+    } else if v.risk >= cfg.risk_threshold {
+        1
+    } else {
+        0
+    };
+    let cooled = st.last_open_ms == NEVER || ts - st.last_open_ms >= cfg.alert_cooldown_ms;
+    let status = if triggered && (!st.alert_open || severity > st.alert_severity) {
+        if !cooled {
+            stats.alerts_suppressed += 1;
+            return None;
+        }
+        st.alert_open = true;
+        st.alert_severity = severity;
+        st.last_open_ms = ts;
+        AlertStatus::Open
+    } else if st.alert_open && !below_rop && st.on_hand > 0 && v.risk < 0.8 * cfg.risk_threshold {
+        // Hysteresis: resolve clearly below the opening threshold, so a value hovering at the
+        // threshold does not flap open/resolved on every update.
+        st.alert_open = false;
+        AlertStatus::Resolved
+    } else {
+        return None;
+    };
+    let status_str: &[u8] = if status == AlertStatus::Open { b"open" } else { b"resolved" };
+    let pack = info.map_or(1, |i| i.pack_size).max(1);
+    // Order up to the reorder point plus one more lead time of demand, in whole packs.
+    let want = (v.reorder_point as f64 + v.lead_mean - st.on_hand as f64).max(0.0).ceil() as i64;
+    let suggested = if status == AlertStatus::Open { ((want + pack as i64 - 1) / pack as i64 * pack as i64).min(i32::MAX as i64) as i32 } else { 0 };
+    let reason = match status {
+        AlertStatus::Resolved => format!("stock {} is back above the reorder point {} (risk {:.2})", st.on_hand, v.reorder_point, v.risk),
+        AlertStatus::Open if st.on_hand <= 0 => format!("out of stock ({})", st.on_hand),
+        AlertStatus::Open if v.risk >= cfg.risk_threshold => format!("stock-out risk {:.2} ≥ {:.2}", v.risk, cfg.risk_threshold),
+        AlertStatus::Open => format!("stock {} below reorder point {}", st.on_hand, v.reorder_point),
+    };
+    Some(RestockAlert {
+        event_type: EventType::RestockAlert,
+        schema_version: SCHEMA_VERSION,
+        alert_id: stable_event_id(&[b"restock", i.store_id.as_bytes(), i.product_id.as_bytes(), status_str, i.inventory_id.as_bytes()]),
+        store_id: i.store_id.clone(),
+        product_id: i.product_id.clone(),
+        status,
+        severity: severity_from(st.alert_severity),
+        on_hand: st.on_hand,
+        reorder_point: v.reorder_point,
+        velocity_per_hour: (v.velocity * 1000.0).round() / 1000.0,
+        days_of_cover: v.days_of_cover,
+        stockout_risk: (v.risk * 10_000.0).round() / 10_000.0,
+        suggested_order_qty: suggested,
+        reason,
+        timestamp: ms_to_time(ts),
+    })
+}

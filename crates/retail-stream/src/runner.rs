@@ -1,0 +1,537 @@
+//! The async loop around the processor: poll → process → sinks → checkpoint → commit.
+//!
+//! Exactly-once effect (argued in full in docs/stream.md):
+//! 1. every sink write is idempotent — warehouse rows carry natural keys, and lake objects are
+//!    named after (topic, partition, first offset, last offset);
+//! 2. offsets are committed only after the lake, the warehouse and the partition's checkpoint
+//!    hold everything up to them;
+//! 3. on (re)assignment a partition resumes from its checkpoint, and lake objects that start at
+//!    or after the checkpoint's offset (written after it, never committed) are deleted before the
+//!    partition's first new write, so a replay with different batch boundaries cannot leave an
+//!    overlapping object behind.
+
+use crate::metrics::StreamMetrics;
+use crate::processor::{Outputs, Processor, StateError};
+use crate::state::PartSnapshot;
+use crate::validate::TopicKind;
+use crate::{Catalog, ProcessorConfig};
+use retail_bus::{BusError, Consumer, EventBus, Message, Rebalance, Record, TopicPartition};
+use retail_core::{topics, Event};
+use retail_lake::{Lake, LakeError};
+use retail_warehouse::{Warehouse, WarehouseError};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How the runner batches, checkpoints and names things.
+#[derive(Clone, Debug)]
+pub struct StreamConfig {
+    pub group: String,
+    pub topics: Vec<String>,
+    /// Records per poll.
+    pub max_batch: usize,
+    pub poll_timeout: Duration,
+    /// Checkpoint and commit at least this often (wall time) while records flow.
+    pub checkpoint_interval: Duration,
+    /// A partition's buffered raw events are written to the lake once this many accumulate
+    /// (and at every checkpoint).
+    pub lake_flush_events: usize,
+    /// Lake prefix of the checkpoints: `<prefix>/<group>/<topic>/<partition>.json`.
+    pub checkpoint_prefix: String,
+    /// Stop once a poll finds nothing and every input partition's lag is 0 (benchmarks,
+    /// tests and one-shot backfills); a service leaves it off.
+    pub stop_when_idle: bool,
+    pub processor: ProcessorConfig,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            group: "retail-stream".into(),
+            topics: vec![
+                topics::SALES.into(),
+                topics::INVENTORY.into(),
+                topics::PRICE_CHANGES.into(),
+                topics::CUSTOMER_EVENTS.into(),
+            ],
+            max_batch: 20_000,
+            poll_timeout: Duration::from_millis(200),
+            checkpoint_interval: Duration::from_secs(5),
+            lake_flush_events: 200_000,
+            checkpoint_prefix: "state/stream".into(),
+            stop_when_idle: false,
+            processor: ProcessorConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+    #[error("lake: {0}")]
+    Lake(#[from] LakeError),
+    #[error("warehouse: {0}")]
+    Warehouse(#[from] WarehouseError),
+    #[error("state: {0}")]
+    State(#[from] StateError),
+    #[error("checkpoint `{key}` is unreadable: {reason}")]
+    Checkpoint { key: String, reason: String },
+}
+
+/// What a run did, returned when it stops.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunSummary {
+    pub records: u64,
+    pub valid: u64,
+    pub dead_letters: u64,
+    pub checkpoints: u64,
+}
+
+struct RawBuf {
+    first: i64,
+    last: i64,
+    events: Vec<Event>,
+}
+
+/// Per-partition bookkeeping outside the pure processor.
+#[derive(Default)]
+struct Owned {
+    /// Lake objects of the partition starting at or after this offset are leftovers of an
+    /// uncommitted attempt; delete them before the first write. None once done.
+    clean_from: Option<i64>,
+    needs_clean: bool,
+}
+
+pub struct Runner {
+    cfg: StreamConfig,
+    bus: Arc<dyn EventBus>,
+    lake: Lake,
+    warehouse: Arc<dyn Warehouse>,
+    metrics: StreamMetrics,
+    processor: Processor,
+    consumer: Box<dyn Consumer>,
+    raw: BTreeMap<(TopicKind, i32), RawBuf>,
+    owned: BTreeMap<(TopicKind, i32), Owned>,
+    out: Outputs,
+    last_checkpoint: Instant,
+    dirty_since_checkpoint: bool,
+    summary: RunSummary,
+}
+
+/// Run the processor until `cancel` fires, then checkpoint and commit what was processed.
+pub async fn run(
+    cfg: StreamConfig,
+    bus: Arc<dyn EventBus>,
+    lake: Lake,
+    warehouse: Arc<dyn Warehouse>,
+    catalog: &Catalog,
+    metrics: StreamMetrics,
+    cancel: CancellationToken,
+) -> Result<RunSummary, StreamError> {
+    let mut runner = Runner::start(cfg, bus, lake, warehouse, catalog, metrics).await?;
+    // Cancellation is checked between steps only: a step cut short after `process` but before
+    // its sinks would let the final checkpoint commit offsets whose rows were never written.
+    // A step is bounded by the poll timeout, so shutdown stays prompt.
+    while !cancel.is_cancelled() {
+        let n = runner.step().await?;
+        if n == 0 && runner.cfg.stop_when_idle && runner.caught_up().await? {
+            break;
+        }
+    }
+    runner.checkpoint().await?;
+    tracing::info!(records = runner.summary.records, checkpoints = runner.summary.checkpoints, "stream processor stopped");
+    Ok(runner.summary.clone())
+}
+
+async fn retry<T, E: std::fmt::Display, F, Fut>(what: &str, retryable: impl Fn(&E) -> bool, mut f: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if retryable(&e) && attempt < 6 => {
+                tracing::warn!(%e, attempt, "{what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn batch_name(kind: TopicKind, partition: i32, first: i64, last: i64) -> String {
+    format!("{}-{partition:03}-{first:020}-{last:020}", kind.topic())
+}
+
+/// (topic, partition, first offset) of a raw object written by [`batch_name`], from its key.
+fn parse_batch_key(key: &str) -> Option<(&str, i32, i64)> {
+    let name = key.rsplit('/').next()?.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let mut it = name.rsplitn(4, '-');
+    let _last = it.next()?;
+    let first = it.next()?.parse().ok()?;
+    let partition = it.next()?.parse().ok()?;
+    Some((it.next()?, partition, first))
+}
+
+impl Runner {
+    pub async fn start(
+        cfg: StreamConfig,
+        bus: Arc<dyn EventBus>,
+        lake: Lake,
+        warehouse: Arc<dyn Warehouse>,
+        catalog: &Catalog,
+        metrics: StreamMetrics,
+    ) -> Result<Runner, StreamError> {
+        let topics: Vec<&str> = cfg.topics.iter().map(|s| s.as_str()).collect();
+        let consumer = bus.subscribe(&cfg.group, &topics).await?;
+        let processor = Processor::new(cfg.processor.clone(), catalog);
+        let mut runner = Runner {
+            cfg,
+            bus,
+            lake,
+            warehouse,
+            metrics,
+            processor,
+            consumer,
+            raw: BTreeMap::new(),
+            owned: BTreeMap::new(),
+            out: Outputs::default(),
+            last_checkpoint: Instant::now(),
+            dirty_since_checkpoint: false,
+            summary: RunSummary::default(),
+        };
+        let initial = runner.consumer.assignment();
+        runner.assign(&initial).await?;
+        Ok(runner)
+    }
+
+    /// Checkpoint what is pending, then: is nothing left to read for this group?
+    pub async fn caught_up(&mut self) -> Result<bool, StreamError> {
+        if self.dirty_since_checkpoint {
+            self.checkpoint().await?;
+        }
+        let topics: Vec<&str> = self.cfg.topics.iter().map(|s| s.as_str()).collect();
+        let lags = self.bus.lag(&self.cfg.group, &topics).await?;
+        Ok(lags.iter().all(|(_, l)| *l <= 0))
+    }
+
+    pub fn summary(&self) -> &RunSummary {
+        &self.summary
+    }
+
+    fn checkpoint_key(&self, topic: &str, partition: i32) -> String {
+        format!("{}/{}/{}/{:03}.json", self.cfg.checkpoint_prefix, self.cfg.group, topic, partition)
+    }
+
+    async fn assign(&mut self, tps: &[TopicPartition]) -> Result<(), StreamError> {
+        for tp in tps {
+            let Some(kind) = TopicKind::from_topic(&tp.topic) else { continue };
+            if self.owned.contains_key(&(kind, tp.partition)) {
+                continue;
+            }
+            let key = self.checkpoint_key(&tp.topic, tp.partition);
+            let lake = self.lake.clone();
+            let bytes = retry("checkpoint read", LakeError::is_retryable, || lake.get(&key)).await?;
+            let snapshot = match bytes {
+                Some(b) => Some(serde_json::from_slice::<PartSnapshot>(&b).map_err(|e| StreamError::Checkpoint { key: key.clone(), reason: e.to_string() })?),
+                None => None,
+            };
+            let resume = self.processor.assign(&tp.topic, tp.partition, snapshot)?;
+            if let Some(offset) = resume {
+                self.consumer.seek(tp, offset).await?;
+            }
+            tracing::info!(topic = %tp.topic, partition = tp.partition, resume = ?resume, "partition assigned");
+            self.owned.insert((kind, tp.partition), Owned { clean_from: resume, needs_clean: true });
+        }
+        Ok(())
+    }
+
+    fn revoke(&mut self, tps: &[TopicPartition]) {
+        for tp in tps {
+            let Some(kind) = TopicKind::from_topic(&tp.topic) else { continue };
+            // Whatever was not committed is replayed by the new owner from the checkpoint;
+            // raw events buffered here are dropped, never written.
+            self.raw.remove(&(kind, tp.partition));
+            self.owned.remove(&(kind, tp.partition));
+            self.processor.revoke(&tp.topic, tp.partition);
+            tracing::info!(topic = %tp.topic, partition = tp.partition, "partition revoked");
+        }
+    }
+
+    /// One poll and everything it leads to. Not cancel-safe: run it to completion (a crash in
+    /// the middle is fine — nothing uncommitted survives — but continuing after dropping it is not).
+    pub async fn step(&mut self) -> Result<usize, StreamError> {
+        for r in self.consumer.take_rebalances() {
+            match r {
+                Rebalance::Revoked(tps) => self.revoke(&tps),
+                Rebalance::Assigned(tps) => self.assign(&tps).await?,
+            }
+        }
+        let msgs = self.consumer.poll_batch(self.cfg.max_batch, self.cfg.poll_timeout).await?;
+        // Partitions the bus delivered without announcing them (the embedded log assigns all at
+        // subscribe) are adopted here, through the same checkpoint path.
+        let unknown: Vec<TopicPartition> = msgs
+            .iter()
+            .filter_map(|m| {
+                let kind = TopicKind::from_topic(&m.topic)?;
+                (!self.owned.contains_key(&(kind, m.partition))).then(|| TopicPartition { topic: m.topic.clone(), partition: m.partition })
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !unknown.is_empty() {
+            self.assign(&unknown).await?;
+        }
+        let n = msgs.len();
+        if n > 0 {
+            self.process(&msgs).await?;
+            self.dirty_since_checkpoint = true;
+        }
+        let due = self.last_checkpoint.elapsed() >= self.cfg.checkpoint_interval;
+        if due && self.dirty_since_checkpoint {
+            self.checkpoint().await?;
+        }
+        self.metrics.checkpoint_age.set(self.last_checkpoint.elapsed().as_secs_f64());
+        Ok(n)
+    }
+
+    async fn process(&mut self, msgs: &[Message]) -> Result<(), StreamError> {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        for m in msgs {
+            self.processor.process(m, &mut out);
+        }
+        self.processor.flush(&mut out);
+        self.account(msgs, &out);
+
+        for r in out.raw.drain(..) {
+            let key = (r.kind, r.partition);
+            if let Some(o) = self.owned.get_mut(&key) {
+                if o.clean_from.is_none() {
+                    // No checkpoint: this attempt starts at the first offset seen.
+                    o.clean_from = Some(r.offset);
+                }
+            }
+            let buf = self.raw.entry(key).or_insert_with(|| RawBuf { first: r.offset, last: r.offset, events: Vec::new() });
+            if buf.events.is_empty() {
+                buf.first = r.offset;
+            }
+            buf.last = r.offset;
+            buf.events.push(r.event);
+        }
+        self.write_warehouse_and_bus(&out).await?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let c = &self.metrics.counters;
+        for m in msgs {
+            let lat = now_ms - m.timestamp_ms;
+            c.record_latency(lat, 1);
+            self.metrics.event_to_sink.observe(lat.max(0) as f64 / 1000.0);
+        }
+        c.sunk.fetch_add(msgs.len() as u64, Ordering::Relaxed);
+        for w in &out.windows {
+            let behind = now_ms - w.window_end.timestamp_millis();
+            if behind >= 0 {
+                self.metrics.window_latency.observe(behind as f64 / 1000.0);
+            }
+        }
+        let full: Vec<(TopicKind, i32)> = self.raw.iter().filter(|(_, b)| b.events.len() >= self.cfg.lake_flush_events).map(|(k, _)| *k).collect();
+        for k in full {
+            self.flush_raw(k).await?;
+        }
+        self.out = out;
+        Ok(())
+    }
+
+    fn account(&mut self, msgs: &[Message], out: &Outputs) {
+        let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
+        for m in msgs {
+            *per_topic.entry(m.topic.as_str()).or_default() += 1;
+        }
+        for (t, n) in per_topic {
+            self.metrics.events_in.get_or_create(&vec![("topic".into(), t.to_string())]).inc_by(n);
+        }
+        let s = &out.stats;
+        let m = &self.metrics;
+        m.dead_letters.inc_by(out.dead_letters.len() as u64);
+        m.duplicates.inc_by(s.duplicates);
+        m.late_events.inc_by(s.late);
+        m.anomalies.inc_by(out.anomalies.len() as u64);
+        m.alerts.inc_by(out.alerts.len() as u64);
+        let c = &m.counters;
+        c.events_in.fetch_add(msgs.len() as u64, Ordering::Relaxed);
+        c.valid.fetch_add(s.valid, Ordering::Relaxed);
+        c.dead_letters.fetch_add(out.dead_letters.len() as u64, Ordering::Relaxed);
+        c.duplicates.fetch_add(s.duplicates, Ordering::Relaxed);
+        c.late.fetch_add(s.late, Ordering::Relaxed);
+        c.alerts.fetch_add(out.alerts.len() as u64, Ordering::Relaxed);
+        c.anomalies.fetch_add(out.anomalies.len() as u64, Ordering::Relaxed);
+        self.summary.records += msgs.len() as u64;
+        self.summary.valid += s.valid;
+        self.summary.dead_letters += out.dead_letters.len() as u64;
+    }
+
+    fn sunk(&self, sink: &str, n: usize) {
+        if n > 0 {
+            self.metrics.events_out.get_or_create(&vec![("sink".into(), sink.to_string())]).inc_by(n as u64);
+        }
+    }
+
+    async fn write_warehouse_and_bus(&self, out: &Outputs) -> Result<(), StreamError> {
+        let wh = &self.warehouse;
+        let r = WarehouseError::is_retryable;
+        let sales = async { if out.sales.is_empty() { Ok(()) } else { retry("fact_sales insert", r, || wh.insert_sales(&out.sales)).await } };
+        let inv = async { if out.inventory.is_empty() { Ok(()) } else { retry("fact_inventory insert", r, || wh.insert_inventory(&out.inventory)).await } };
+        let win = async { if out.windows.is_empty() { Ok(()) } else { retry("rt_sales_5min upsert", r, || wh.upsert_sales_windows(&out.windows)).await } };
+        let stock = async { if out.stock.is_empty() { Ok(()) } else { retry("rt_stock upsert", r, || wh.upsert_stock(&out.stock)).await } };
+        let alerts = async { if out.alerts.is_empty() { Ok(()) } else { retry("rt_restock_alerts insert", r, || wh.insert_alerts(&out.alerts)).await } };
+        let anomalies = async { if out.anomalies.is_empty() { Ok(()) } else { retry("rt_anomalies insert", r, || wh.insert_anomalies(&out.anomalies)).await } };
+        tokio::try_join!(sales, inv, win, stock, alerts, anomalies)?;
+        self.sunk("fact_sales", out.sales.len());
+        self.sunk("fact_inventory", out.inventory.len());
+        self.sunk("rt_sales_5min", out.windows.len());
+        self.sunk("rt_stock", out.stock.len());
+        self.sunk("rt_restock_alerts", out.alerts.len());
+        self.sunk("rt_anomalies", out.anomalies.len());
+
+        // Dead letters and alerts to the bus: at-least-once (a replay may publish them again;
+        // each carries its source offset or stable alert id, so readers can drop repeats).
+        let dlq: Vec<(Vec<u8>, Vec<u8>)> = out
+            .dead_letters
+            .iter()
+            .map(|d| (d.source_topic.as_bytes().to_vec(), serde_json::to_vec(d).unwrap_or_default()))
+            .collect();
+        let alerts: Vec<(Vec<u8>, Vec<u8>)> = out
+            .alerts
+            .iter()
+            .map(|a| (a.store_id.as_bytes().to_vec(), Event::Alert(a.clone()).to_json()))
+            .collect();
+        let mut records: Vec<Record> = dlq.iter().map(|(k, p)| Record { topic: topics::DEAD_LETTER, key: k, payload: p }).collect();
+        records.extend(alerts.iter().map(|(k, p)| Record { topic: topics::RESTOCK_ALERTS, key: k, payload: p }));
+        if !records.is_empty() {
+            let bus = &self.bus;
+            retry("dead-letter/alert publish", BusError::is_retryable, || bus.publish(&records)).await?;
+            self.sunk("dead_letter", dlq.len());
+            self.sunk("restock_alerts_topic", alerts.len());
+        }
+        Ok(())
+    }
+
+    /// Delete a partition's lake objects left by an uncommitted attempt (see module docs).
+    async fn clean_partition(&mut self, key: (TopicKind, i32)) -> Result<(), StreamError> {
+        let Some(o) = self.owned.get(&key) else { return Ok(()) };
+        if !o.needs_clean {
+            return Ok(());
+        }
+        let Some(from) = o.clean_from else { return Ok(()) };
+        let (kind, partition) = key;
+        let lake = self.lake.clone();
+        let prefix = format!("raw-data/{}/", kind.lake_kind());
+        let objects = retry("lake list", LakeError::is_retryable, || lake.list(&prefix)).await?;
+        let mut deleted = 0;
+        for obj in objects {
+            if let Some((topic, p, first)) = parse_batch_key(&obj.key) {
+                if topic == kind.topic() && p == partition && first >= from {
+                    retry("lake delete", LakeError::is_retryable, || lake.delete(&obj.key)).await?;
+                    deleted += 1;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(topic = kind.topic(), partition, from, deleted, "removed uncommitted lake objects before replay");
+        }
+        if let Some(o) = self.owned.get_mut(&key) {
+            o.needs_clean = false;
+        }
+        Ok(())
+    }
+
+    async fn flush_raw(&mut self, key: (TopicKind, i32)) -> Result<(), StreamError> {
+        if self.raw.get(&key).is_none_or(|b| b.events.is_empty()) {
+            return Ok(());
+        }
+        self.clean_partition(key).await?;
+        let Some(buf) = self.raw.get_mut(&key) else { return Ok(()) };
+        let name = batch_name(key.0, key.1, buf.first, buf.last);
+        let events = std::mem::take(&mut buf.events);
+        let lake = self.lake.clone();
+        retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&name, &events)).await?;
+        self.sunk(&format!("lake_{}", key.0.lake_kind()), events.len());
+        Ok(())
+    }
+
+    /// Make everything processed so far durable, then commit: lake raw objects, warehouse
+    /// flush, one checkpoint per owned partition, and only then the offsets.
+    pub async fn checkpoint(&mut self) -> Result<(), StreamError> {
+        let keys: Vec<(TopicKind, i32)> = self.raw.keys().copied().collect();
+        for k in keys {
+            self.flush_raw(k).await?;
+        }
+        let wh = self.warehouse.clone();
+        retry("warehouse flush", WarehouseError::is_retryable, || wh.flush()).await?;
+        let mut positions = Vec::new();
+        for tp in self.processor.owned() {
+            let Some(snap) = self.processor.snapshot(&tp.topic, tp.partition) else { continue };
+            let key = self.checkpoint_key(&tp.topic, tp.partition);
+            let bytes = bytes::Bytes::from(serde_json::to_vec(&snap).map_err(|e| StreamError::Checkpoint { key: key.clone(), reason: e.to_string() })?);
+            let lake = self.lake.clone();
+            retry("checkpoint write", LakeError::is_retryable, || lake.put(&key, bytes.clone())).await?;
+            positions.push((tp, snap.next_offset));
+        }
+        if !positions.is_empty() {
+            let consumer = &mut self.consumer;
+            // Not retried in a loop here: a failed commit is harmless (the checkpoint already
+            // holds the position and a restart resumes from it), the next checkpoint retries.
+            if let Err(e) = consumer.commit(&positions).await {
+                tracing::warn!(%e, "offset commit failed; the next checkpoint retries");
+            }
+        }
+        self.last_checkpoint = Instant::now();
+        self.dirty_since_checkpoint = false;
+        self.summary.checkpoints += 1;
+        let c = &self.metrics.counters;
+        c.checkpoints.fetch_add(1, Ordering::Relaxed);
+        c.last_checkpoint_unix_ms.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        let (w, s) = self.processor.sizes();
+        self.metrics.open_windows.set(w as i64);
+        self.metrics.tracked_keys.set(s as i64);
+        self.update_lag().await;
+        Ok(())
+    }
+
+    async fn update_lag(&self) {
+        let topics: Vec<&str> = self.cfg.topics.iter().map(|s| s.as_str()).collect();
+        match self.bus.lag(&self.cfg.group, &topics).await {
+            Ok(lags) => {
+                let mut total = 0;
+                for (tp, lag) in lags {
+                    total += lag.max(0);
+                    self.metrics.lag.get_or_create(&vec![("topic".into(), tp.topic), ("partition".into(), tp.partition.to_string())]).set(lag);
+                }
+                self.metrics.counters.lag.store(total, Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!(%e, "lag unavailable"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_names_round_trip_through_lake_keys() {
+        let name = batch_name(TopicKind::Sales, 2, 100, 250);
+        let key = format!("raw-data/sales/year=2025/month=01/day=01/part-{name}.parquet");
+        assert_eq!(parse_batch_key(&key), Some((topics::SALES, 2, 100)));
+        assert_eq!(retail_lake::safe_batch_id(&name), name, "the lake must keep our names verbatim");
+        assert_eq!(parse_batch_key("raw-data/sales/year=2025/month=01/day=01/compacted-00ff.parquet"), None);
+    }
+}

@@ -1,0 +1,250 @@
+//! The state one input partition carries, and its checkpoint form.
+//!
+//! State is owned per (topic, partition), never per process: whatever a partition's events
+//! derive (windows and SKU norms from a sales partition, stock from an inventory partition)
+//! travels with the partition when the consumer group moves it, through its checkpoint.
+
+use crate::model::{IdMap, Interner, Key, Norm, WindowAgg};
+use crate::validate::TopicKind;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasherDefault;
+
+pub const HOUR_MS: i64 = 3_600_000;
+/// Event time before anything was seen.
+pub const NEVER: i64 = i64::MIN;
+
+/// A run of identical sale lines from one store (stuck-POS detection).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct PosRun {
+    pub signature: u64,
+    pub count: u32,
+}
+
+/// Stock, velocity and alert state of one store×SKU (from its inventory partition).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StockState {
+    pub on_hand: i32,
+    pub known: bool,
+    pub updated_ms: i64,
+    /// Start of the hour bucket being filled, and the units sold in it so far.
+    pub hour_ms: i64,
+    pub hour_units: i64,
+    /// EWMA mean and variance of units sold per completed hour, and how many hours were folded.
+    pub mean: f64,
+    pub var: f64,
+    pub hours: u32,
+    pub alert_open: bool,
+    pub alert_severity: u8,
+    pub last_open_ms: i64,
+    #[serde(skip)]
+    pub dirty: bool,
+}
+
+impl Default for StockState {
+    fn default() -> Self {
+        StockState {
+            on_hand: 0,
+            known: false,
+            updated_ms: NEVER,
+            hour_ms: NEVER,
+            hour_units: 0,
+            mean: 0.0,
+            var: 0.0,
+            hours: 0,
+            alert_open: false,
+            alert_severity: 0,
+            last_open_ms: NEVER,
+            dirty: false,
+        }
+    }
+}
+
+impl StockState {
+    /// Advance the hour buckets to the one holding `ts`, folding every completed hour (empty
+    /// hours count as zero demand). Events older than the current bucket count in it.
+    pub fn roll_to(&mut self, ts: i64, alpha: f64) {
+        let hour = ts.div_euclid(HOUR_MS) * HOUR_MS;
+        if self.hour_ms == NEVER {
+            self.hour_ms = hour;
+            return;
+        }
+        if hour <= self.hour_ms {
+            return;
+        }
+        let gap = (hour - self.hour_ms) / HOUR_MS;
+        self.fold(self.hour_units as f64, alpha);
+        // After a week of silence the estimate is ~0 anyway; bound the loop for absurd gaps.
+        for _ in 1..gap.min(169) {
+            self.fold(0.0, alpha);
+        }
+        self.hour_ms = hour;
+        self.hour_units = 0;
+    }
+
+    fn fold(&mut self, x: f64, alpha: f64) {
+        if self.hours == 0 {
+            self.mean = x;
+            self.var = 0.0;
+        } else {
+            let d = x - self.mean;
+            self.mean += alpha * d;
+            self.var = (1.0 - alpha) * (self.var + alpha * d * d);
+        }
+        self.hours = self.hours.saturating_add(1);
+    }
+
+    /// Smoothed units per hour. Before a first hour completes, the units of the current one.
+    pub fn velocity(&self) -> f64 {
+        if self.hours == 0 {
+            self.hour_units as f64
+        } else {
+            self.mean
+        }
+    }
+
+    /// Variance of hourly demand, floored at the mean: count demand is at least as variable as
+    /// Poisson, and a young estimate (few hours) would otherwise claim certainty.
+    pub fn hourly_variance(&self) -> f64 {
+        self.var.max(self.velocity())
+    }
+}
+
+pub type IdSet = HashSet<u64, BuildHasherDefault<crate::model::IdHasher>>;
+
+pub struct PartState {
+    pub kind: TopicKind,
+    pub partition: i32,
+    /// Offset of the next record to process; records below it were already applied.
+    pub next_offset: i64,
+    pub max_event_ms: i64,
+    /// Event-id hashes by event-time bucket, evicted behind the watermark.
+    pub dedup: BTreeMap<i64, IdSet>,
+    /// Open windows by start time.
+    pub windows: BTreeMap<i64, IdMap<Key, WindowAgg>>,
+    pub qty_norm: IdMap<u32, Norm>,
+    pub price_norm: IdMap<u32, Norm>,
+    pub pos: IdMap<u32, PosRun>,
+    pub stock: IdMap<Key, StockState>,
+    pub dirty_windows: Vec<(i64, Key)>,
+    pub dirty_stock: Vec<Key>,
+}
+
+impl PartState {
+    pub fn new(kind: TopicKind, partition: i32) -> Self {
+        PartState {
+            kind,
+            partition,
+            next_offset: 0,
+            max_event_ms: NEVER,
+            dedup: BTreeMap::new(),
+            windows: BTreeMap::new(),
+            qty_norm: IdMap::default(),
+            price_norm: IdMap::default(),
+            pos: IdMap::default(),
+            stock: IdMap::default(),
+            dirty_windows: Vec::new(),
+            dirty_stock: Vec::new(),
+        }
+    }
+
+    pub fn watermark(&self, out_of_orderness_ms: i64) -> i64 {
+        if self.max_event_ms == NEVER {
+            NEVER
+        } else {
+            self.max_event_ms - out_of_orderness_ms
+        }
+    }
+}
+
+/// A partition's state as stored: string keys instead of this process's interned ids.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PartSnapshot {
+    pub format: u32,
+    pub topic: String,
+    pub partition: i32,
+    pub next_offset: i64,
+    pub max_event_ms: i64,
+    pub dedup: Vec<(i64, Vec<u64>)>,
+    pub windows: Vec<(i64, String, String, WindowAgg)>,
+    pub qty_norm: Vec<(String, Norm)>,
+    pub price_norm: Vec<(String, Norm)>,
+    pub pos: Vec<(String, PosRun)>,
+    pub stock: Vec<(String, String, StockState)>,
+}
+
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+impl PartState {
+    pub fn to_snapshot(&self, names: &Interner) -> PartSnapshot {
+        let pair = |k: Key| (names.store_of(k).to_string(), names.product_of(k).to_string());
+        PartSnapshot {
+            format: SNAPSHOT_FORMAT,
+            topic: self.kind.topic().to_string(),
+            partition: self.partition,
+            next_offset: self.next_offset,
+            max_event_ms: self.max_event_ms,
+            dedup: self.dedup.iter().map(|(b, s)| (*b, s.iter().copied().collect())).collect(),
+            windows: self
+                .windows
+                .iter()
+                .flat_map(|(ws, m)| {
+                    m.iter().map(move |(k, agg)| {
+                        let (s, p) = pair(*k);
+                        (*ws, s, p, agg.clone())
+                    })
+                })
+                .collect(),
+            qty_norm: self.qty_norm.iter().map(|(p, n)| (names.name(*p).to_string(), n.clone())).collect(),
+            price_norm: self.price_norm.iter().map(|(p, n)| (names.name(*p).to_string(), n.clone())).collect(),
+            pos: self.pos.iter().map(|(s, r)| (names.name(*s).to_string(), r.clone())).collect(),
+            stock: self
+                .stock
+                .iter()
+                .map(|(k, st)| {
+                    let (s, p) = pair(*k);
+                    (s, p, st.clone())
+                })
+                .collect(),
+        }
+    }
+
+    pub fn from_snapshot(kind: TopicKind, snap: PartSnapshot, names: &mut Interner) -> PartState {
+        let mut st = PartState::new(kind, snap.partition);
+        st.next_offset = snap.next_offset;
+        st.max_event_ms = snap.max_event_ms;
+        st.dedup = snap.dedup.into_iter().map(|(b, ids)| (b, ids.into_iter().collect())).collect();
+        for (ws, s, p, agg) in snap.windows {
+            st.windows.entry(ws).or_default().insert(names.key(&s, &p), agg);
+        }
+        st.qty_norm = snap.qty_norm.into_iter().map(|(p, n)| (names.intern(&p), n)).collect();
+        st.price_norm = snap.price_norm.into_iter().map(|(p, n)| (names.intern(&p), n)).collect();
+        st.pos = snap.pos.into_iter().map(|(s, r)| (names.intern(&s), r)).collect();
+        st.stock = snap.stock.into_iter().map(|(s, p, v)| (names.key(&s, &p), v)).collect();
+        st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hourly_velocity_folds_gaps_as_zero_demand() {
+        let mut s = StockState::default();
+        let t0 = 1_735_725_600_000; // 10:00
+        s.roll_to(t0, 0.5);
+        s.hour_units += 10;
+        assert_eq!(s.velocity(), 10.0); // first hour, partial
+        s.roll_to(t0 + HOUR_MS, 0.5); // 11:00 → folds 10
+        assert_eq!((s.hours, s.mean), (1, 10.0));
+        s.hour_units += 6;
+        s.roll_to(t0 + 3 * HOUR_MS, 0.5); // 13:00 → folds 6 then an empty 12:00 hour
+        // 10 → 10+0.5·(6−10)=8 → 8+0.5·(0−8)=4
+        assert_eq!((s.hours, s.mean), (3, 4.0));
+        assert!(s.var > 0.0);
+        // An older event does not move the bucket back.
+        s.roll_to(t0, 0.5);
+        assert_eq!(s.hour_ms, t0 + 3 * HOUR_MS);
+    }
+}

@@ -1,0 +1,66 @@
+//! Against a real Kafka-protocol broker (`RETAIL_TEST_KAFKA=host:port`, started by .ci/run):
+//! two processor processes in one consumer group share the partitions through rebalances
+//! (one joins late, one is SIGKILLed and comes back), and the lake and warehouse end up with
+//! exactly the valid input. Records are tagged with a per-run id prefix, so earlier runs'
+//! records on the same topics do not disturb the counts.
+
+mod common;
+
+use common::*;
+use retail_bus::BusOptions;
+use std::time::Duration;
+
+fn broker() -> String {
+    let b = std::env::var("RETAIL_TEST_KAFKA").expect("RETAIL_TEST_KAFKA=host:port");
+    if b.contains("://") { b } else { format!("kafka://{b}") }
+}
+
+fn run_id() -> u32 {
+    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u32) | 1
+}
+
+async fn group_scenario(kill: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_url = format!("file://{}/lake", dir.path().display());
+    let bus_url = broker();
+    let bus = retail_bus::open(&bus_url, &BusOptions::default()).await.unwrap();
+    bus.ensure_topics().await.unwrap();
+    let run = run_id();
+    let group = format!("stream-test-{run:08x}");
+    let n: usize = std::env::var("RETAIL_KAFKA_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let (records, exp) = generate(n, run as u64, run);
+    publish_all(&bus, &records).await;
+
+    // Both processors write one lake/warehouse directory, as processes of one deployment do
+    // against shared MinIO/ClickHouse; each partition is written by its current owner only.
+    let mut a = spawn_worker(&bus_url, &lake_url, &group, &[]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut b = spawn_worker(&bus_url, &lake_url, &group, &["--exit-when-idle"]);
+    if kill {
+        let mut rng = Lcg(run as u64);
+        tokio::time::sleep(Duration::from_millis(500 + rng.below(2000))).await;
+        a.kill().unwrap(); // SIGKILL mid-stream: its partitions move to b after the session timeout
+        a.wait().unwrap();
+        a = spawn_worker(&bus_url, &lake_url, &group, &["--exit-when-idle"]);
+    } else {
+        a.kill().unwrap();
+        a.wait().unwrap();
+        a = spawn_worker(&bus_url, &lake_url, &group, &["--exit-when-idle"]);
+    }
+    let sa = wait_with_deadline(&mut a, 600);
+    let sb = wait_with_deadline(&mut b, 600);
+    assert!(sa.success() && sb.success(), "workers: {sa} {sb}");
+    verify(&lake_url, &exp, run).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka-protocol broker: run by .ci/run"]
+async fn two_processors_in_one_group_share_partitions_exactly_once() {
+    group_scenario(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka-protocol broker: run by .ci/run"]
+async fn sigkill_during_a_group_rebalance_on_kafka_loses_and_duplicates_nothing() {
+    group_scenario(true).await;
+}
