@@ -7,6 +7,19 @@
 //! Every load is idempotent: rows carry a natural key, and loading the same rows twice leaves
 //! the tables as if loaded once.
 
+pub mod calendar;
+pub mod clickhouse;
+pub mod embedded;
+pub mod queries;
+pub mod result;
+pub mod rows;
+pub mod schema;
+
+pub use calendar::{dim_date, HolidayCalendar};
+pub use rows::{FeatureValue, Prediction};
+
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use retail_core::{
@@ -62,6 +75,7 @@ pub trait Warehouse: Send + Sync {
     async fn init(&self) -> Result<(), WarehouseError>;
 
     /// Replace the dimension tables' contents (`dim_store`, `dim_product`, `dim_date`).
+    /// An empty slice leaves that table as it is (so the calendar can be reloaded alone).
     async fn load_dimensions(&self, stores: &[Store], products: &[Product], dates: &[DateRow]) -> Result<(), WarehouseError>;
 
     /// `fact_sales`, keyed by `sale_id`.
@@ -72,14 +86,65 @@ pub trait Warehouse: Send + Sync {
     async fn upsert_sales_windows(&self, rows: &[SalesWindow]) -> Result<(), WarehouseError>;
     /// `rt_stock`, keyed by (store_id, product_id); the latest `updated_at` wins.
     async fn upsert_stock(&self, rows: &[StockLevel]) -> Result<(), WarehouseError>;
-    /// `rt_restock_alerts`, keyed by `alert_id`.
+    /// `rt_restock_alerts`, keyed by `alert_id`; a re-emitted alert (new status) replaces.
     async fn insert_alerts(&self, rows: &[RestockAlert]) -> Result<(), WarehouseError>;
     /// `rt_anomalies`, keyed by `anomaly_id`.
     async fn insert_anomalies(&self, rows: &[AnomalyFlag]) -> Result<(), WarehouseError>;
+
+    /// `feature_store`, keyed by (feature_set, entity_id, feature_date, feature_name); latest `computed_at` wins.
+    async fn upsert_features(&self, rows: &[FeatureValue]) -> Result<(), WarehouseError>;
+    /// `predictions`, keyed by (model, model_version, store_id, product_id, target_date); latest `created_at` wins.
+    async fn upsert_predictions(&self, rows: &[Prediction]) -> Result<(), WarehouseError>;
 
     /// Make everything inserted so far durable (and visible to queries).
     async fn flush(&self) -> Result<(), WarehouseError>;
 
     /// Run SQL (the portable subset both backends accept) and return all rows.
     async fn query(&self, sql: &str) -> Result<QueryResult, WarehouseError>;
+}
+
+/// How to reach and authenticate with the warehouse. Embedded ignores all but `holidays`.
+#[derive(Clone, Debug)]
+pub struct WarehouseOptions {
+    /// ClickHouse user (`default` when empty); a `user:password@` in the URL takes precedence.
+    pub user: String,
+    pub password: String,
+    /// ClickHouse database, created by `init` (`retail` when empty).
+    pub database: String,
+    /// Per-request timeout.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for WarehouseOptions {
+    fn default() -> Self {
+        WarehouseOptions {
+            user: "default".into(),
+            password: String::new(),
+            database: "retail".into(),
+            timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// Open the warehouse a URL names:
+/// - `embedded` — DataFusion in this process; its tables live in `lake` under `warehouse/`
+///   (durable), or only in memory when `lake` is `None` (tests, throw-away runs);
+/// - `clickhouse://host:8123`, `http://host:8123` — ClickHouse over HTTP;
+///   `clickhouses://host:8443` or `https://…` — over TLS. `user:password@` and `?database=` may
+///   be given in the URL.
+///
+/// Embedded loads its durable state here; ClickHouse is contacted lazily (the first call fails
+/// with a one-line `Unavailable` error naming the URL when the server is down).
+pub async fn open(url: &str, options: &WarehouseOptions, lake: Option<retail_lake::Lake>) -> Result<Arc<dyn Warehouse>, WarehouseError> {
+    let scheme = url.split_once("://").map(|(s, _)| s);
+    match (url, scheme) {
+        ("embedded", _) | (_, Some("embedded")) => Ok(Arc::new(embedded::EmbeddedWarehouse::open(lake).await?)),
+        (_, Some("clickhouse" | "clickhouses" | "http" | "https")) => {
+            Ok(Arc::new(clickhouse::ClickHouseWarehouse::new(url, options)?))
+        }
+        _ => Err(WarehouseError::BadUrl {
+            url: url.to_string(),
+            reason: "expected `embedded`, clickhouse://host:8123, http(s)://host:8123 or clickhouses://host:8443".into(),
+        }),
+    }
 }

@@ -1,0 +1,557 @@
+//! The embedded warehouse: DataFusion over in-memory Arrow tables that are persisted as Parquet
+//! in the lake (`warehouse/<table>/…`), so a restart finds every row once.
+//!
+//! - Fact tables: rows are deduplicated on their id against a key set before they are appended
+//!   (a replayed batch adds nothing); `flush` writes the not-yet-persisted rows as one new part
+//!   file, and merges parts when there are many. Loading drops duplicate ids, so a crash between
+//!   writing a merged part and deleting its inputs costs nothing.
+//! - Upsert and dimension tables: every version is appended; an index keeps the winning row per
+//!   key (highest version, then latest insert); queries see exactly one row per key; `flush`
+//!   writes a snapshot of the winners.
+//! - `agg_sales_daily`: partial sums of each newly accepted fact_sales batch (queries SUM them,
+//!   exactly as they do ClickHouse's SummingMergeTree), re-aggregated when parts pile up, and
+//!   rebuilt from fact_sales on load rather than stored.
+//!
+//! Queries run on a cached DataFusion context that is rebuilt only when a table changed.
+
+use crate::result::from_batches;
+use crate::rows::{self, FeatureValue, Prediction};
+use crate::schema::{self, Kind, Table, TABLES};
+use crate::{DateRow, QueryResult, Warehouse, WarehouseError};
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array, StringArray, UInt32Array};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
+use retail_lake::{fnv1a, Lake};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// Batches smaller than this are merged before queries, so a stream of tiny inserts does not
+/// become thousands of scan units.
+const COALESCE_ROWS: usize = 64 * 1024;
+/// Merge a fact table's part files once it has this many.
+const MAX_PARTS: usize = 16;
+
+fn other(e: impl std::fmt::Display) -> WarehouseError {
+    WarehouseError::Other(e.to_string())
+}
+
+fn lake_err(e: retail_lake::LakeError) -> WarehouseError {
+    if e.is_retryable() {
+        WarehouseError::Unavailable(e.to_string())
+    } else {
+        WarehouseError::Other(e.to_string())
+    }
+}
+
+/// Per-row key strings of `cols` (joined by U+001F, which no key contains).
+fn row_keys(batch: &RecordBatch, cols: &[&str]) -> Result<Vec<String>, WarehouseError> {
+    let arrays: Vec<ArrayRef> = cols
+        .iter()
+        .map(|c| {
+            let a = batch.column_by_name(c).ok_or_else(|| other(format!("missing key column {c}")))?;
+            cast(a, &DataType::Utf8).map_err(other)
+        })
+        .collect::<Result<_, _>>()?;
+    let strs: Vec<&StringArray> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
+    Ok((0..batch.num_rows())
+        .map(|i| strs.iter().map(|s| s.value(i)).collect::<Vec<_>>().join("\u{1f}"))
+        .collect())
+}
+
+/// The version column as i64 (seconds for DateTime), or zeros when the table has none.
+fn versions(batch: &RecordBatch, col: Option<&str>) -> Result<Vec<i64>, WarehouseError> {
+    match col {
+        None => Ok(vec![0; batch.num_rows()]),
+        Some(c) => {
+            let a = batch.column_by_name(c).ok_or_else(|| other(format!("missing version column {c}")))?;
+            let a = cast(a, &DataType::Int64).map_err(other)?;
+            let a = a.as_primitive::<Int64Type>();
+            Ok((0..a.len()).map(|i| a.value(i)).collect())
+        }
+    }
+}
+
+fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch, WarehouseError> {
+    concat_batches(schema, batches).map_err(other)
+}
+
+/// Merge runs of small batches (order kept).
+fn coalesce(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, WarehouseError> {
+    if batches.iter().filter(|b| b.num_rows() < COALESCE_ROWS).count() <= 2 {
+        return Ok(batches);
+    }
+    let mut out = Vec::new();
+    let mut run: Vec<RecordBatch> = Vec::new();
+    let mut run_rows = 0;
+    for b in batches {
+        run_rows += b.num_rows();
+        run.push(b);
+        if run_rows >= COALESCE_ROWS {
+            out.push(concat(schema, &std::mem::take(&mut run))?);
+            run_rows = 0;
+        }
+    }
+    if !run.is_empty() {
+        out.push(concat(schema, &run)?);
+    }
+    Ok(out)
+}
+
+struct AppendTable {
+    batches: Vec<RecordBatch>,
+    rows: usize,
+    persisted_rows: usize,
+    keys: HashSet<u64>,
+    parts: Vec<String>,
+}
+
+struct KeyedTable {
+    /// Every version, in insert order.
+    batches: Vec<RecordBatch>,
+    /// key → (version, global row number) of the winner.
+    winners: HashMap<String, (i64, usize)>,
+    rows: usize,
+    /// The winners as one batch (sorted by key), rebuilt lazily.
+    view: Option<RecordBatch>,
+    dirty_since_flush: bool,
+}
+
+enum TableState {
+    Append(AppendTable),
+    Keyed(KeyedTable),
+    Rollup(Vec<RecordBatch>),
+}
+
+struct State {
+    generation: u64,
+    tables: HashMap<&'static str, TableState>,
+}
+
+pub struct EmbeddedWarehouse {
+    lake: Option<Lake>,
+    state: Mutex<State>,
+    ctx: Mutex<Option<(u64, SessionContext)>>,
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+fn prefix(t: &Table) -> String {
+    format!("warehouse/{}/", t.name)
+}
+
+impl EmbeddedWarehouse {
+    /// Open, loading every table persisted in `lake` (none when `lake` is `None`).
+    pub async fn open(lake: Option<Lake>) -> Result<EmbeddedWarehouse, WarehouseError> {
+        let mut tables = HashMap::new();
+        for t in TABLES {
+            let st = match t.kind {
+                Kind::Fact => TableState::Append(AppendTable { batches: vec![], rows: 0, persisted_rows: 0, keys: HashSet::new(), parts: vec![] }),
+                Kind::Upsert { .. } | Kind::Dimension => TableState::Keyed(KeyedTable {
+                    batches: vec![],
+                    winners: HashMap::new(),
+                    rows: 0,
+                    view: None,
+                    dirty_since_flush: false,
+                }),
+                Kind::Rollup => TableState::Rollup(vec![]),
+            };
+            tables.insert(t.name, st);
+        }
+        let wh = EmbeddedWarehouse {
+            lake,
+            state: Mutex::new(State { generation: 1, tables }),
+            ctx: Mutex::new(None),
+            flush_lock: tokio::sync::Mutex::new(()),
+        };
+        wh.load().await?;
+        Ok(wh)
+    }
+
+    async fn load(&self) -> Result<(), WarehouseError> {
+        let Some(lake) = &self.lake else { return Ok(()) };
+        for t in TABLES {
+            if t.kind == Kind::Rollup {
+                continue;
+            }
+            let files = lake.read_parquet_prefix(&prefix(t)).await.map_err(lake_err)?;
+            let mut st = self.state.lock().unwrap();
+            for (key, batches) in files {
+                for b in batches {
+                    // Files written by an older schema get missing columns as nulls is not
+                    // supported yet: a schema change needs `warehouse init` to rewrite them.
+                    let b = b.with_schema(t.arrow_schema()).map_err(|e| other(format!("{key}: {e}")))?;
+                    let accepted = Self::insert_locked(&mut st, t, b)?;
+                    if t.name == schema::FACT_SALES.name {
+                        if let Some(acc) = accepted {
+                            Self::add_rollup(&mut st, &acc)?;
+                        }
+                    }
+                }
+                if let Some(TableState::Append(a)) = st.tables.get_mut(t.name) {
+                    a.parts.push(key);
+                    a.persisted_rows = a.rows;
+                }
+            }
+            if let Some(TableState::Keyed(k)) = st.tables.get_mut(t.name) {
+                k.dirty_since_flush = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Insert one batch of `t` under the lock; returns the accepted rows of a fact table.
+    fn insert_locked(st: &mut State, t: &Table, batch: RecordBatch) -> Result<Option<RecordBatch>, WarehouseError> {
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        st.generation += 1;
+        match st.tables.get_mut(t.name).expect("every table has state") {
+            TableState::Append(a) => {
+                let keys = row_keys(&batch, t.key)?;
+                let mask: BooleanArray = keys.iter().map(|k| Some(a.keys.insert(fnv1a(k.as_bytes())))).collect();
+                let accepted = filter_record_batch(&batch, &mask).map_err(other)?;
+                if accepted.num_rows() > 0 {
+                    a.rows += accepted.num_rows();
+                    a.batches.push(accepted.clone());
+                }
+                Ok(Some(accepted))
+            }
+            TableState::Keyed(k) => {
+                let version_col = match t.kind {
+                    Kind::Upsert { version } => version,
+                    _ => None,
+                };
+                let keys = row_keys(&batch, t.key)?;
+                let vers = versions(&batch, version_col)?;
+                for (i, (key, v)) in keys.into_iter().zip(vers).enumerate() {
+                    let row = k.rows + i;
+                    // Ties go to the later insert, as in ClickHouse's ReplacingMergeTree.
+                    match k.winners.get_mut(&key) {
+                        Some(w) if w.0 > v => {}
+                        Some(w) => *w = (v, row),
+                        None => {
+                            k.winners.insert(key, (v, row));
+                        }
+                    }
+                }
+                k.rows += batch.num_rows();
+                k.batches.push(batch);
+                k.view = None;
+                k.dirty_since_flush = true;
+                Ok(None)
+            }
+            TableState::Rollup(_) => Err(other("rollups are derived, not inserted")),
+        }
+    }
+
+    /// Partial daily sums of accepted fact_sales rows → agg_sales_daily.
+    fn add_rollup(st: &mut State, sales: &RecordBatch) -> Result<(), WarehouseError> {
+        if sales.num_rows() == 0 {
+            return Ok(());
+        }
+        let part = rollup_sales(sales)?;
+        if let Some(TableState::Rollup(parts)) = st.tables.get_mut(schema::AGG_SALES_DAILY.name) {
+            parts.push(part);
+            if parts.len() > 64 {
+                // Fold the partial sums into one batch, as a SummingMergeTree merge would.
+                let all = concat(&schema::AGG_SALES_DAILY.arrow_schema(), parts)?;
+                *parts = vec![reaggregate(&all)?];
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(&self, t: &Table, batch: RecordBatch) -> Result<(), WarehouseError> {
+        let mut st = self.state.lock().unwrap();
+        let accepted = Self::insert_locked(&mut st, t, batch)?;
+        if t.name == schema::FACT_SALES.name {
+            if let Some(acc) = accepted {
+                Self::add_rollup(&mut st, &acc)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The winners of a keyed table as one batch sorted by key.
+    fn keyed_view(t: &Table, k: &mut KeyedTable) -> Result<Option<RecordBatch>, WarehouseError> {
+        if k.rows == 0 {
+            return Ok(None);
+        }
+        if k.view.is_none() {
+            let schema = t.arrow_schema();
+            let all = concat(&schema, &k.batches)?;
+            let mut winners: Vec<(&String, usize)> = k.winners.iter().map(|(key, (_, row))| (key, *row)).collect();
+            winners.sort();
+            let idx = UInt32Array::from(winners.iter().map(|(_, r)| *r as u32).collect::<Vec<_>>());
+            let view = take_record_batch(&all, &idx).map_err(other)?;
+            // Drop superseded versions: from now on the table is just its winners.
+            k.winners = winners.iter().enumerate().map(|(i, (key, _))| ((*key).clone(), (k.winners[*key].0, i))).collect();
+            k.batches = vec![view.clone()];
+            k.rows = view.num_rows();
+            k.view = Some(view);
+        }
+        Ok(k.view.clone())
+    }
+
+    /// Every table's current batches (a consistent snapshot).
+    fn snapshot(&self) -> Result<(u64, Vec<(&'static Table, Vec<RecordBatch>)>), WarehouseError> {
+        let mut st = self.state.lock().unwrap();
+        let generation = st.generation;
+        let mut out = Vec::new();
+        for t in TABLES {
+            let schema = t.arrow_schema();
+            let batches = match st.tables.get_mut(t.name).unwrap() {
+                TableState::Append(a) => {
+                    a.batches = coalesce(&schema, std::mem::take(&mut a.batches))?;
+                    a.batches.clone()
+                }
+                TableState::Keyed(k) => Self::keyed_view(t, k)?.into_iter().collect(),
+                TableState::Rollup(parts) => {
+                    *parts = coalesce(&schema, std::mem::take(parts))?;
+                    parts.clone()
+                }
+            };
+            out.push((*t, batches));
+        }
+        Ok((generation, out))
+    }
+
+    fn context(&self) -> Result<SessionContext, WarehouseError> {
+        let current = self.state.lock().unwrap().generation;
+        if let Some((g, ctx)) = self.ctx.lock().unwrap().as_ref() {
+            if *g == current {
+                return Ok(ctx.clone());
+            }
+        }
+        let (generation, tables) = self.snapshot()?;
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let config = SessionConfig::new().with_target_partitions(threads).with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        for (t, batches) in tables {
+            // Spread batches over partitions so scans use every core.
+            let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); threads];
+            for (i, b) in batches.into_iter().enumerate() {
+                parts[i % threads].push(b);
+            }
+            let mem = MemTable::try_new(t.arrow_schema(), parts).map_err(other)?;
+            ctx.register_table(t.name, Arc::new(mem)).map_err(other)?;
+        }
+        *self.ctx.lock().unwrap() = Some((generation, ctx.clone()));
+        Ok(ctx)
+    }
+
+    async fn flush_inner(&self) -> Result<(), WarehouseError> {
+        let Some(lake) = &self.lake else { return Ok(()) };
+        let _serial = self.flush_lock.lock().await;
+        for t in TABLES {
+            let schema = t.arrow_schema();
+            match t.kind {
+                Kind::Rollup => {}
+                Kind::Fact => {
+                    // Take what is not yet persisted (and whether parts need merging) under the lock.
+                    let (pending, total_rows, merge) = {
+                        let mut st = self.state.lock().unwrap();
+                        let Some(TableState::Append(a)) = st.tables.get_mut(t.name) else { continue };
+                        if a.rows == a.persisted_rows {
+                            continue;
+                        }
+                        let all = concat(&schema, &a.batches)?;
+                        let pending = all.slice(a.persisted_rows, a.rows - a.persisted_rows);
+                        let merge = a.parts.len() + 1 > MAX_PARTS;
+                        a.batches = vec![all.clone()];
+                        (if merge { all } else { pending }, a.rows, merge)
+                    };
+                    let key = format!("{}part-{:013}-{:016x}.parquet", prefix(t), chrono::Utc::now().timestamp_millis(), fnv1a(format!("{total_rows}").as_bytes()));
+                    lake.write_parquet(&key, &[pending]).await.map_err(lake_err)?;
+                    let old = {
+                        let mut st = self.state.lock().unwrap();
+                        let Some(TableState::Append(a)) = st.tables.get_mut(t.name) else { continue };
+                        a.persisted_rows = total_rows;
+                        if merge {
+                            std::mem::replace(&mut a.parts, vec![key])
+                        } else {
+                            a.parts.push(key);
+                            vec![]
+                        }
+                    };
+                    for k in old {
+                        lake.delete(&k).await.map_err(lake_err)?;
+                    }
+                }
+                Kind::Upsert { .. } | Kind::Dimension => {
+                    let view = {
+                        let mut st = self.state.lock().unwrap();
+                        let Some(TableState::Keyed(k)) = st.tables.get_mut(t.name) else { continue };
+                        if !k.dirty_since_flush {
+                            continue;
+                        }
+                        k.dirty_since_flush = false;
+                        Self::keyed_view(t, k)?
+                    };
+                    let key = format!("{}snapshot.parquet", prefix(t));
+                    match view {
+                        Some(v) => lake.write_parquet(&key, &[v]).await.map_err(lake_err)?,
+                        None => lake.delete(&key).await.map_err(lake_err)?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sum accepted fact_sales rows per (date_key, store_key, product_key).
+fn rollup_sales(sales: &RecordBatch) -> Result<RecordBatch, WarehouseError> {
+    let col = |n: &str| sales.column_by_name(n).ok_or_else(|| other(format!("fact_sales lacks {n}")));
+    let date = col("date_key")?.as_primitive::<Date32Type>().clone();
+    let store = col("store_key")?.as_string::<i32>().clone();
+    let product = col("product_key")?.as_string::<i32>().clone();
+    let qty = col("quantity")?.as_primitive::<Int32Type>().clone();
+    let money = |n: &str| -> Result<Decimal128Array, WarehouseError> { Ok(col(n)?.as_primitive::<Decimal128Type>().clone()) };
+    let (rev, cost, profit) = (money("revenue")?, money("cost")?, money("profit")?);
+    let mut groups: HashMap<(i32, &str, &str), [i128; 5]> = HashMap::new();
+    for i in 0..sales.num_rows() {
+        let g = groups.entry((date.value(i), store.value(i), product.value(i))).or_insert([0; 5]);
+        g[0] += qty.value(i) as i128;
+        g[1] += rev.value(i);
+        g[2] += cost.value(i);
+        g[3] += profit.value(i);
+        g[4] += 1;
+    }
+    build_rollup(groups)
+}
+
+/// Fold partial rollup rows into one row per key.
+fn reaggregate(parts: &RecordBatch) -> Result<RecordBatch, WarehouseError> {
+    let col = |n: &str| parts.column_by_name(n).expect("rollup schema");
+    let date = col("date_key").as_primitive::<Date32Type>().clone();
+    let store = col("store_key").as_string::<i32>().clone();
+    let product = col("product_key").as_string::<i32>().clone();
+    let units = col("units").as_primitive::<Int64Type>().clone();
+    let lines = col("lines").as_primitive::<Int64Type>().clone();
+    let m = |n: &str| col(n).as_primitive::<Decimal128Type>().clone();
+    let (rev, cost, profit) = (m("revenue"), m("cost"), m("profit"));
+    let mut groups: HashMap<(i32, &str, &str), [i128; 5]> = HashMap::new();
+    for i in 0..parts.num_rows() {
+        let g = groups.entry((date.value(i), store.value(i), product.value(i))).or_insert([0; 5]);
+        g[0] += units.value(i) as i128;
+        g[1] += rev.value(i);
+        g[2] += cost.value(i);
+        g[3] += profit.value(i);
+        g[4] += lines.value(i) as i128;
+    }
+    build_rollup(groups)
+}
+
+fn build_rollup(groups: HashMap<(i32, &str, &str), [i128; 5]>) -> Result<RecordBatch, WarehouseError> {
+    use datafusion::arrow::array::{Date32Array, StringArray};
+    let mut rows: Vec<_> = groups.into_iter().collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let dec = |i: usize| -> Result<ArrayRef, WarehouseError> {
+        Ok(Arc::new(
+            Decimal128Array::from(rows.iter().map(|r| r.1[i]).collect::<Vec<_>>())
+                .with_precision_and_scale(18, 2)
+                .map_err(other)?,
+        ))
+    };
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Date32Array::from(rows.iter().map(|r| r.0 .0).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.0 .1).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.0 .2).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.1[0] as i64).collect::<Vec<_>>())),
+        dec(1)?,
+        dec(2)?,
+        dec(3)?,
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.1[4] as i64).collect::<Vec<_>>())),
+    ];
+    RecordBatch::try_new(schema::AGG_SALES_DAILY.arrow_schema(), cols).map_err(other)
+}
+
+#[async_trait]
+impl Warehouse for EmbeddedWarehouse {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn init(&self) -> Result<(), WarehouseError> {
+        // Tables exist from `open`; prove the lake is writable so a bad URL fails here.
+        if let Some(lake) = &self.lake {
+            lake.put("warehouse/_schema.txt", bytes_of_schema()).await.map_err(lake_err)?;
+        }
+        Ok(())
+    }
+
+    async fn load_dimensions(&self, stores: &[Store], products: &[Product], dates: &[DateRow]) -> Result<(), WarehouseError> {
+        let batches = [
+            (&schema::DIM_STORE, rows::stores_batch(stores)?),
+            (&schema::DIM_PRODUCT, rows::products_batch(products)?),
+            (&schema::DIM_DATE, rows::dates_batch(dates)?),
+        ];
+        {
+            let mut st = self.state.lock().unwrap();
+            for (t, b) in batches {
+                if b.num_rows() == 0 {
+                    continue;
+                }
+                if let Some(TableState::Keyed(k)) = st.tables.get_mut(t.name) {
+                    *k = KeyedTable { batches: vec![], winners: HashMap::new(), rows: 0, view: None, dirty_since_flush: true };
+                }
+                Self::insert_locked(&mut st, t, b)?;
+            }
+            st.generation += 1;
+        }
+        self.flush_inner().await
+    }
+
+    async fn insert_sales(&self, rows: &[FactSale]) -> Result<(), WarehouseError> {
+        self.insert(&schema::FACT_SALES, rows::sales_batch(rows)?)
+    }
+    async fn insert_inventory(&self, rows: &[FactInventory]) -> Result<(), WarehouseError> {
+        self.insert(&schema::FACT_INVENTORY, rows::inventory_batch(rows)?)
+    }
+    async fn upsert_sales_windows(&self, rows: &[SalesWindow]) -> Result<(), WarehouseError> {
+        self.insert(&schema::RT_SALES_5MIN, rows::windows_batch(rows)?)
+    }
+    async fn upsert_stock(&self, rows: &[StockLevel]) -> Result<(), WarehouseError> {
+        self.insert(&schema::RT_STOCK, rows::stock_batch(rows)?)
+    }
+    async fn insert_alerts(&self, rows: &[RestockAlert]) -> Result<(), WarehouseError> {
+        self.insert(&schema::RT_RESTOCK_ALERTS, rows::alerts_batch(rows)?)
+    }
+    async fn insert_anomalies(&self, rows: &[AnomalyFlag]) -> Result<(), WarehouseError> {
+        self.insert(&schema::RT_ANOMALIES, rows::anomalies_batch(rows)?)
+    }
+    async fn upsert_features(&self, rows: &[FeatureValue]) -> Result<(), WarehouseError> {
+        self.insert(&schema::FEATURE_STORE, rows::features_batch(rows)?)
+    }
+    async fn upsert_predictions(&self, rows: &[Prediction]) -> Result<(), WarehouseError> {
+        self.insert(&schema::PREDICTIONS, rows::predictions_batch(rows)?)
+    }
+
+    async fn flush(&self) -> Result<(), WarehouseError> {
+        self.flush_inner().await
+    }
+
+    async fn query(&self, sql: &str) -> Result<QueryResult, WarehouseError> {
+        let ctx = self.context()?;
+        let df = ctx.sql(sql).await.map_err(|e| WarehouseError::Query(e.to_string()))?;
+        let batches = df.collect().await.map_err(|e| WarehouseError::Query(e.to_string()))?;
+        from_batches(&batches)
+    }
+}
+
+/// A human-readable record of the schema this build writes (for operators browsing the lake).
+fn bytes_of_schema() -> bytes::Bytes {
+    let mut s = String::new();
+    for t in TABLES {
+        s.push_str(&format!("{} ({:?}): {}\n", t.name, t.kind, t.doc));
+        for (c, ty) in t.columns {
+            s.push_str(&format!("  {c} {}\n", ty.clickhouse()));
+        }
+    }
+    bytes::Bytes::from(s)
+}
