@@ -1,0 +1,25 @@
+//! Fast-path validation throughput on one core (a measurement, run explicitly):
+//! `cargo test --release -p retail-core --test validation_speed -- --ignored --nocapture`
+
+use retail_core::*;
+use std::time::Instant;
+
+#[test]
+#[ignore = "a measurement, not a check; run explicitly"]
+fn validations_per_second_on_one_core() {
+    let now = "2025-01-02T00:00:00Z".parse().unwrap();
+    let good = include_bytes!("fixtures/sale_ok.json");
+    let bad = br#"{"event_type":"sale","schema_version":1,"quantity":"2"}"#;
+    let n = 1_000_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        assert!(validate_message(topics::SALES, std::hint::black_box(good), now).is_ok());
+    }
+    let ok_rate = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for _ in 0..n / 10 {
+        assert!(validate_message(topics::SALES, std::hint::black_box(bad), now).is_err());
+    }
+    let bad_rate = (n / 10) as f64 / t.elapsed().as_secs_f64();
+    println!("valid sale: {ok_rate:.0}/s, rejected (detailed Avro reasons): {bad_rate:.0}/s");
+}
