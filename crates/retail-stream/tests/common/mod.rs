@@ -108,7 +108,7 @@ pub struct Expected {
 }
 
 /// A deterministic pseudo-random sequence (no dependency, reproducible failures).
-pub struct Lcg(u64);
+pub struct Lcg(pub u64);
 impl Lcg {
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
