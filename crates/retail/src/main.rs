@@ -2,6 +2,7 @@
 
 mod cmd;
 mod config;
+mod wiring;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

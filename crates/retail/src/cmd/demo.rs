@@ -117,38 +117,40 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
 
     println!("creating the world: {} stores × {} SKUs (seed {})…", args.stores, args.products, args.seed);
     let world = Arc::new(World::generate(&world_config)?);
-    let sinks = super::stream::open_sinks(config, &config.bus).await?;
+    let bus = crate::wiring::open_bus(config, &config.bus).await?;
+    let lake = crate::wiring::open_lake(config).await?;
+    let warehouse = crate::wiring::open_warehouse(config, &lake).await?;
     let dates = retail_warehouse::dim_date(
         state.start.date_naive() - ChronoDuration::days(1),
         now.date_naive() + ChronoDuration::days(400),
         &retail_warehouse::HolidayCalendar::default(),
     );
-    sinks.warehouse.load_dimensions(world.stores(), world.products(), &dates).await.context("loading dimensions")?;
-    sinks.warehouse.flush().await?;
+    warehouse.load_dimensions(world.stores(), world.products(), &dates).await.context("loading dimensions")?;
+    warehouse.flush().await?;
     state.save(&data_dir)?;
 
     let cancel = super::serve::cancel_on_ctrl_c();
     let metrics = retail_stream::StreamMetrics::new();
     let status = Arc::new(super::serve::PipelineStatus::new(metrics.clone()));
-    let server = super::serve::bind(config, args.refresh_ms, sinks.warehouse.clone(), status, cancel.clone()).await?;
+    let server = super::serve::bind(config, args.refresh_ms, warehouse.clone(), status, cancel.clone()).await?;
     let server_task = tokio::spawn(server.serve(cancel.clone()));
 
     let catalog = retail_stream::Catalog { products: world.products().to_vec(), stores: world.stores().to_vec() };
     let stream_cfg = retail_stream::StreamConfig { group: config.kafka.group_id.clone(), ..Default::default() };
-    let (bus, lake, warehouse, stop) = (sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone(), cancel.clone());
+    let (stream_bus, stream_warehouse, stop) = (bus.clone(), warehouse.clone(), cancel.clone());
     let stream_task = tokio::spawn(async move {
-        retail_stream::run(stream_cfg, bus, lake, warehouse, &catalog, metrics, stop).await
+        retail_stream::run(stream_cfg, stream_bus, lake, stream_warehouse, &catalog, metrics, stop).await
     });
     println!("stream processor running; Ctrl-C stops everything cleanly");
 
-    let simulated = simulate(world, state, &data_dir, sinks.bus.clone(), args.rate, cancel.clone()).await;
+    let simulated = simulate(world, state, &data_dir, bus, args.rate, cancel.clone()).await;
     if let Err(e) = &simulated {
         eprintln!("simulator stopped: {e:#}");
         cancel.cancel();
     }
     let streamed = stream_task.await.context("stream processor task")?;
     let served = server_task.await.context("server task")?;
-    sinks.warehouse.flush().await.context("flushing the warehouse")?;
+    warehouse.flush().await.context("flushing the warehouse")?;
     let summary = streamed.context("stream processor")?;
     served.context("HTTP server")?;
     simulated?;
@@ -176,8 +178,8 @@ async fn simulate(
     }
 
     // Backfill: whole past hours, as fast as the bus takes them.
-    let hour_floor = |t: DateTime<Utc>| t - ChronoDuration::seconds(t.timestamp().rem_euclid(3600));
-    let target = hour_floor(Utc::now());
+    let now = Utc::now().timestamp();
+    let target = DateTime::<Utc>::from_timestamp(now - now.rem_euclid(3600), 0).context("clock out of range")?;
     let hours = (target - sim.clock()).num_hours().max(0) as u64;
     if hours > 0 {
         let bar = indicatif::ProgressBar::new(hours).with_style(

@@ -17,8 +17,8 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs, config: &Config) -> anyhow::Result<()> {
-    let warehouse = super::query::open_warehouse(config).await?;
-    warehouse.init().await.context("initialising the warehouse schema")?;
+    let lake = crate::wiring::open_lake(config).await?;
+    let warehouse = crate::wiring::open_warehouse(config, &lake).await?;
     let cancel = cancel_on_ctrl_c();
     let server = bind(config, args.refresh_ms, warehouse, Arc::new(retail_server::NoLiveStatus), cancel.clone()).await?;
     server.serve(cancel).await?;

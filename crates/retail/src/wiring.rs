@@ -1,0 +1,62 @@
+//! Opening the backends the configuration names: one place, so every subcommand reaches the
+//! same bus, lake and warehouse the same way, and failures read the same.
+
+use crate::config::Config;
+use anyhow::Context;
+use std::sync::Arc;
+
+pub fn bus_options(config: &Config) -> anyhow::Result<retail_bus::BusOptions> {
+    Ok(retail_bus::BusOptions {
+        auto_offset_reset: config.kafka.auto_offset_reset.parse()?,
+        kafka: retail_bus::KafkaOptions { properties: config.kafka.properties.clone(), ..Default::default() },
+        ..Default::default()
+    })
+}
+
+/// The bus at `url` (the configured one, or a `--out` override), with the seed's topics created.
+pub async fn open_bus(config: &Config, url: &str) -> anyhow::Result<Arc<dyn retail_bus::EventBus>> {
+    let bus = retail_bus::open(url, &bus_options(config)?)
+        .await
+        .with_context(|| format!("cannot open the bus {url} (check RETAIL_BUS / `bus`, and that the broker is up)"))?;
+    bus.ensure_topics().await.with_context(|| format!("cannot create the topics on {url}"))?;
+    Ok(bus)
+}
+
+pub fn s3_options(config: &Config) -> retail_lake::S3Options {
+    retail_lake::S3Options {
+        endpoint: config.s3.endpoint.clone(),
+        region: config.s3.region.clone(),
+        access_key_id: config.s3.access_key_id.clone(),
+        secret_access_key: config.s3.secret_access_key.clone(),
+        virtual_hosted_style: config.s3.virtual_hosted_style,
+        // A self-hosted endpoint named with http:// (MinIO on a private network) is allowed.
+        allow_http: config.s3.endpoint.starts_with("http://"),
+    }
+}
+
+/// The lake, checked reachable.
+pub async fn open_lake(config: &Config) -> anyhow::Result<retail_lake::Lake> {
+    let lake = retail_lake::Lake::open(&config.lake, &s3_options(config))
+        .with_context(|| format!("cannot open the lake {} (check RETAIL_LAKE / `lake`)", config.lake))?;
+    lake.check().await.with_context(|| format!("the lake {} is not reachable or not writable (check the endpoint, bucket and credentials)", config.lake))?;
+    Ok(lake)
+}
+
+pub fn warehouse_options(config: &Config) -> retail_warehouse::WarehouseOptions {
+    retail_warehouse::WarehouseOptions {
+        user: config.clickhouse.user.clone(),
+        password: config.clickhouse.password.clone(),
+        database: config.clickhouse.database.clone(),
+        ..Default::default()
+    }
+}
+
+/// The warehouse, schema created or migrated. The embedded one keeps its tables in `lake`.
+pub async fn open_warehouse(config: &Config, lake: &retail_lake::Lake) -> anyhow::Result<Arc<dyn retail_warehouse::Warehouse>> {
+    let embedded_lake = (config.warehouse == "embedded").then(|| lake.clone());
+    let warehouse = retail_warehouse::open(&config.warehouse, &warehouse_options(config), embedded_lake)
+        .await
+        .with_context(|| format!("cannot open the warehouse {} (check RETAIL_WAREHOUSE / `warehouse`)", config.warehouse))?;
+    warehouse.init().await.with_context(|| format!("cannot initialise the warehouse {}", config.warehouse))?;
+    Ok(warehouse)
+}
