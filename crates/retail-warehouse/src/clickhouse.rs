@@ -140,8 +140,10 @@ impl ClickHouseWarehouse {
         self.exec(sql).await
     }
 
+    /// Statements built here name `database.table` explicitly, so they work before (and after)
+    /// the database exists.
     async fn exec(&self, sql: &str) -> Result<(), WarehouseError> {
-        self.post(sql, None, true).await.map(|_| ())
+        self.post(sql, None, false).await.map(|_| ())
     }
 
     fn ddl(&self, t: &Table) -> Vec<String> {

@@ -539,8 +539,14 @@ impl Warehouse for EmbeddedWarehouse {
     async fn query(&self, sql: &str) -> Result<QueryResult, WarehouseError> {
         let ctx = self.context()?;
         let df = ctx.sql(sql).await.map_err(|e| WarehouseError::Query(e.to_string()))?;
+        let columns: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
         let batches = df.collect().await.map_err(|e| WarehouseError::Query(e.to_string()))?;
-        from_batches(&batches)
+        let mut r = from_batches(&batches)?;
+        // No batches at all (empty result): still name the columns, as ClickHouse does.
+        if r.columns.is_empty() {
+            r.columns = columns;
+        }
+        Ok(r)
     }
 }
 

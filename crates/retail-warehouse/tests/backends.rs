@@ -336,6 +336,14 @@ async fn bad_and_unreachable_warehouse_urls_say_what_was_tried() {
 }
 
 #[tokio::test]
+async fn empty_results_still_name_their_columns() {
+    let wh = open("embedded", &WarehouseOptions::default(), None).await.unwrap();
+    let r = wh.query(&queries::anomalies_by_kind(at(1, 0, 0))).await.unwrap();
+    assert_eq!(r.columns, vec!["kind", "flags", "max_score"]);
+    assert!(r.rows.is_empty());
+}
+
+#[tokio::test]
 async fn sql_errors_are_query_errors_not_retryable() {
     let wh = open("embedded", &WarehouseOptions::default(), None).await.unwrap();
     let err = wh.query("SELECT nope FROM fact_sales").await.unwrap_err();
