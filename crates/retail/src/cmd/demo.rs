@@ -32,10 +32,10 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Days of history generated before real time.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, default_value_t = 30)]
     pub backfill_days: u32,
     /// History traffic, events per minute per open store (kept low so the backfill is quick).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 2.0)]
     pub backfill_rate: f64,
     /// Real-time traffic, events per minute per open store (the seed's range is 100–500).
     #[arg(long, default_value_t = 200.0)]
