@@ -1,0 +1,508 @@
+//! The Kafka bus (`kafka://host:port[,host:port]`) through librdkafka.
+//!
+//! Producer: the seed's settings (acks=all, retries=3, batch.size=16384, linger.ms=10) plus
+//! idempotence, and the `murmur2_random` partitioner (Java-client compatible, and what the
+//! embedded log uses), so one store's events land on one partition whichever bus carries them.
+//! `publish` enqueues a whole batch and waits for every delivery report once.
+//!
+//! Consumer: a `BaseConsumer` polled from a blocking thread, many messages per call; auto-commit
+//! off (the processor commits what it has made durable); rebalances are recorded for
+//! `take_rebalances`. `[kafka.properties]` go to every client after our defaults, so TLS/SASL
+//! and tuning pass straight through.
+
+use crate::{BusError, BusOptions, Consumer, EventBus, Message, OffsetReset, Rebalance, Record, TopicPartition};
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Bounds every blocking metadata/admin/commit call, so a lost broker gives an error, not a hang.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `host:port[,host:port]` → librdkafka's `bootstrap.servers`.
+pub(crate) fn parse_servers(rest: &str) -> Result<String, String> {
+    let rest = rest.trim_end_matches('/');
+    let mut out = Vec::new();
+    for part in rest.split(',') {
+        let part = part.trim();
+        let (host, port) = part.rsplit_once(':').ok_or_else(|| format!("`{part}` has no port; expected host:port such as 127.0.0.1:9092"))?;
+        if host.is_empty() || host.contains('/') || port.parse::<u16>().is_err() {
+            return Err(format!("`{part}` is not host:port (such as kafka1:9092)"));
+        }
+        out.push(part.to_string());
+    }
+    Ok(out.join(","))
+}
+
+fn code_of(e: &KafkaError) -> Option<RDKafkaErrorCode> {
+    e.rdkafka_error_code()
+}
+
+/// Errors librdkafka reports while the cluster is unreachable or moving leaders: worth retrying.
+fn is_transient(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        code,
+        MessageTimedOut
+            | BrokerTransportFailure
+            | AllBrokersDown
+            | NetworkException
+            | RequestTimedOut
+            | OperationTimedOut
+            | NotEnoughReplicas
+            | NotEnoughReplicasAfterAppend
+            | LeaderNotAvailable
+            | NotLeaderForPartition
+            | QueueFull
+            | CoordinatorNotAvailable
+            | NotCoordinator
+            | CoordinatorLoadInProgress
+            | RebalanceInProgress
+            | IllegalGeneration
+            | UnknownMemberId
+            | Resolve
+            | TimedOutQueue
+    )
+}
+
+fn map_err(e: &KafkaError, what: &str) -> BusError {
+    match code_of(e) {
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic) => BusError::UnknownTopic(what.to_string()),
+        Some(c) if is_transient(c) => BusError::Unavailable(format!("{what}: {e}")),
+        _ => BusError::Other(format!("{what}: {e}")),
+    }
+}
+
+/// Tracks one `publish` call's outstanding deliveries.
+struct Batch {
+    pending: AtomicUsize,
+    failed: Mutex<Option<(KafkaError, String)>>,
+    done: tokio::sync::Notify,
+}
+
+impl Batch {
+    fn settle(&self, n: usize) {
+        if n > 0 && self.pending.fetch_sub(n, Ordering::AcqRel) == n {
+            self.done.notify_one();
+        }
+    }
+}
+
+struct DeliveryContext;
+impl ClientContext for DeliveryContext {}
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Arc<Batch>;
+    fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<Batch>) {
+        if let Err((e, msg)) = result {
+            batch.failed.lock().unwrap().get_or_insert_with(|| (e.clone(), msg.topic().to_string()));
+        }
+        batch.settle(1);
+    }
+}
+
+pub(crate) struct KafkaBus {
+    servers: String,
+    config: ClientConfig,
+    properties: std::collections::BTreeMap<String, String>,
+    reset: OffsetReset,
+    replication: i32,
+    producer: Arc<ThreadedProducer<DeliveryContext>>,
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    /// One group-less-member client per group for `lag` (OffsetFetch needs a group.id).
+    lag_clients: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+}
+
+impl KafkaBus {
+    pub(crate) async fn connect(url: &str, servers: &str, options: &BusOptions) -> Result<KafkaBus, BusError> {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", servers).set("client.id", "retail");
+        for (k, v) in &options.kafka.properties {
+            config.set(k, v);
+        }
+        let mut pconf = ClientConfig::new();
+        pconf
+            .set("bootstrap.servers", servers)
+            .set("client.id", "retail")
+            .set("acks", "all")
+            .set("retries", "3")
+            .set("batch.size", "16384")
+            .set("linger.ms", "10")
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            // A batch that cannot be delivered fails within this, instead of librdkafka's 5 minutes.
+            .set("message.timeout.ms", "30000")
+            .set("queue.buffering.max.messages", "1000000");
+        for (k, v) in &options.kafka.properties {
+            pconf.set(k, v);
+        }
+        let bad_config = |e: KafkaError| BusError::Other(format!("invalid Kafka client settings (check [kafka.properties]): {e}"));
+        let producer: ThreadedProducer<DeliveryContext> = pconf.create_with_context(DeliveryContext).map_err(bad_config)?;
+        let admin: AdminClient<DefaultClientContext> = config.create().map_err(bad_config)?;
+        let producer = Arc::new(producer);
+        // librdkafka connects lazily and retries forever; ask for metadata with a deadline so a
+        // wrong address or a broker that is down is one clear error now.
+        let timeout = options.kafka.connect_timeout;
+        let p = producer.clone();
+        let probe = tokio::task::spawn_blocking(move || p.client().fetch_metadata(None, timeout).map(|_| ()))
+            .await
+            .map_err(|e| BusError::Other(e.to_string()))?;
+        if let Err(e) = probe {
+            let hint = if options.kafka.properties.keys().any(|k| k.starts_with("security.") || k.starts_with("ssl.") || k.starts_with("sasl.")) {
+                "the TLS/SASL settings in [kafka.properties]"
+            } else {
+                "whether it needs TLS/SASL ([kafka.properties])"
+            };
+            return Err(BusError::Unavailable(format!(
+                "no Kafka broker answered at {servers} (from {url}) within {timeout:?}: {e}; check that the broker is running and reachable at that host:port, and {hint}"
+            )));
+        }
+        Ok(KafkaBus {
+            servers: servers.to_string(),
+            config,
+            properties: options.kafka.properties.clone(),
+            reset: options.auto_offset_reset,
+            replication: options.kafka.replication_factor,
+            producer,
+            admin: Arc::new(admin),
+            lag_clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut c = self.config.clone();
+        c.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", self.reset.as_str())
+            .set("enable.partition.eof", "false");
+        // User properties win over the defaults above too.
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Partition count of each topic, or `UnknownTopic`.
+    fn partitions_of(client: &rdkafka::client::Client<impl ClientContext>, topic: &str) -> Result<i32, BusError> {
+        let md = client.fetch_metadata(Some(topic), CALL_TIMEOUT).map_err(|e| map_err(&e, &format!("metadata of {topic}")))?;
+        match md.topics().iter().find(|t| t.name() == topic) {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
+            _ => Err(BusError::UnknownTopic(topic.to_string())),
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for KafkaBus {
+    async fn ensure_topics(&self) -> Result<(), BusError> {
+        self.create_topics(&retail_core::topics::ALL).await
+    }
+
+    async fn create_topics(&self, topics: &[(&str, i32)]) -> Result<(), BusError> {
+        let retention = retail_core::topics::RETENTION_MS.to_string();
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|&(name, n)| NewTopic::new(name, n, TopicReplication::Fixed(self.replication)).set("retention.ms", &retention))
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(CALL_TIMEOUT)).request_timeout(Some(CALL_TIMEOUT));
+        let results = self.admin.create_topics(new.iter(), &opts).await.map_err(|e| map_err(&e, "create topics"))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(map_err(&KafkaError::AdminOp(code), &format!("create topic {name}"))),
+            }
+        }
+        // Creation propagates asynchronously; wait until every topic is usable.
+        let admin = self.admin.clone();
+        let wanted: Vec<(String, i32)> = topics.iter().map(|&(n, p)| (n.to_string(), p)).collect();
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + CALL_TIMEOUT;
+            for (name, n) in wanted {
+                loop {
+                    match Self::partitions_of(admin.inner(), &name) {
+                        Ok(have) => {
+                            if have != n {
+                                tracing::warn!(topic = %name, existing = have, requested = n, "topic exists with another partition count; keeping it");
+                            }
+                            break;
+                        }
+                        Err(e) if Instant::now() >= deadline => return Err(e),
+                        Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| BusError::Other(e.to_string()))?
+    }
+
+    async fn publish(&self, records: &[Record<'_>]) -> Result<(), BusError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        // One guard count held until every record is handed over, so the batch cannot complete
+        // while we are still sending.
+        let batch = Arc::new(Batch { pending: AtomicUsize::new(records.len() + 1), failed: Mutex::new(None), done: tokio::sync::Notify::new() });
+        let mut sent = 0usize;
+        let mut error = None;
+        'records: for r in records {
+            let mut rec = BaseRecord::with_opaque_to(r.topic, batch.clone()).key(r.key).payload(r.payload);
+            loop {
+                match self.producer.send(rec) {
+                    Ok(()) => {
+                        sent += 1;
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The local queue is full: let deliveries drain it.
+                        rec = back;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((e, _)) => {
+                        error = Some(map_err(&e, &format!("publish to {}", r.topic)));
+                        break 'records;
+                    }
+                }
+            }
+        }
+        batch.settle(records.len() - sent + 1);
+        if batch.pending.load(Ordering::Acquire) > 0 {
+            batch.done.notified().await;
+        }
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let failed = batch.failed.lock().unwrap().take();
+        match failed {
+            None => Ok(()),
+            Some((e, topic)) => Err(match code_of(&e) {
+                Some(RDKafkaErrorCode::UnknownTopicOrPartition) | Some(RDKafkaErrorCode::UnknownTopic) => BusError::UnknownTopic(topic),
+                _ => map_err(&e, &format!("delivery to {topic} via {}", self.servers)),
+            }),
+        }
+    }
+
+    async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>, BusError> {
+        if topics.is_empty() {
+            return Err(BusError::Other("subscribe needs at least one topic".into()));
+        }
+        let ctx = GroupContext { events: Mutex::new(Vec::new()) };
+        let consumer: BaseConsumer<GroupContext> = self
+            .consumer_config(group)
+            .create_with_context(ctx)
+            .map_err(|e| BusError::Other(format!("invalid Kafka consumer settings (check [kafka.properties]): {e}")))?;
+        let consumer = Arc::new(consumer);
+        // Fail early and clearly on a missing topic (librdkafka would just never assign it).
+        let c = consumer.clone();
+        let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            for t in &names {
+                Self::partitions_of(c.client(), t)?;
+            }
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            c.subscribe(&refs).map_err(|e| map_err(&e, "subscribe"))
+        })
+        .await
+        .map_err(|e| BusError::Other(e.to_string()))??;
+        Ok(Box::new(KafkaConsumer { consumer: Some(consumer) }))
+    }
+
+    async fn lag(&self, group: &str, topics: &[&str]) -> Result<Vec<(TopicPartition, i64)>, BusError> {
+        let client = {
+            let mut clients = self.lag_clients.lock().unwrap();
+            match clients.get(group) {
+                Some(c) => c.clone(),
+                None => {
+                    let c: BaseConsumer = self
+                        .consumer_config(group)
+                        .create()
+                        .map_err(|e| BusError::Other(format!("invalid Kafka consumer settings (check [kafka.properties]): {e}")))?;
+                    clients.entry(group.to_string()).or_insert(Arc::new(c)).clone()
+                }
+            }
+        };
+        let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        let reset = self.reset;
+        tokio::task::spawn_blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            for t in &names {
+                for p in 0..Self::partitions_of(client.client(), t)? {
+                    tpl.add_partition(t, p);
+                }
+            }
+            let committed = client.committed_offsets(tpl, CALL_TIMEOUT).map_err(|e| map_err(&e, "committed offsets"))?;
+            let mut out = Vec::new();
+            for e in committed.elements() {
+                let (low, high) = client.fetch_watermarks(e.topic(), e.partition(), CALL_TIMEOUT).map_err(|err| map_err(&err, "watermarks"))?;
+                let lag = match e.offset() {
+                    Offset::Offset(c) => (high - c).max(0),
+                    _ if reset == OffsetReset::Earliest => high - low,
+                    _ => 0,
+                };
+                out.push((TopicPartition { topic: e.topic().to_string(), partition: e.partition() }, lag));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| BusError::Other(e.to_string()))?
+    }
+
+    fn describe(&self) -> String {
+        format!("kafka://{}", self.servers)
+    }
+}
+
+struct GroupContext {
+    events: Mutex<Vec<Rebalance>>,
+}
+
+fn to_list(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+    tpl.elements().iter().map(|e| TopicPartition { topic: e.topic().to_string(), partition: e.partition() }).collect()
+}
+
+impl ClientContext for GroupContext {}
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            self.events.lock().unwrap().push(Rebalance::Revoked(to_list(tpl)));
+        }
+    }
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        match rebalance {
+            rdkafka::consumer::Rebalance::Assign(tpl) => self.events.lock().unwrap().push(Rebalance::Assigned(to_list(tpl))),
+            rdkafka::consumer::Rebalance::Error(e) => tracing::warn!("consumer group rebalance error: {e}"),
+            _ => {}
+        }
+    }
+}
+
+pub(crate) struct KafkaConsumer {
+    /// `Option` only so `Drop` can hand it to a blocking thread (closing leaves the group, which
+    /// waits for the broker).
+    consumer: Option<Arc<BaseConsumer<GroupContext>>>,
+}
+
+impl KafkaConsumer {
+    fn c(&self) -> &Arc<BaseConsumer<GroupContext>> {
+        self.consumer.as_ref().expect("consumer present until drop")
+    }
+}
+
+impl Drop for KafkaConsumer {
+    fn drop(&mut self) {
+        if let Some(c) = self.consumer.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => drop(h.spawn_blocking(move || drop(c))),
+                Err(_) => drop(c),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn poll_batch(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
+        let c = self.c().clone();
+        let max = max.max(1);
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + timeout;
+            let mut out = Vec::with_capacity(max.min(16_384));
+            loop {
+                // Block for the first message only; then take what is already fetched.
+                let wait = if out.is_empty() { deadline.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
+                match c.poll(wait) {
+                    Some(Ok(m)) => {
+                        out.push(Message {
+                            topic: m.topic().to_string(),
+                            partition: m.partition(),
+                            offset: m.offset(),
+                            key: m.key().map(<[u8]>::to_vec),
+                            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                            timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+                        });
+                        if out.len() >= max {
+                            break;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        if out.is_empty() {
+                            return Err(map_err(&e, "poll"));
+                        }
+                        tracing::warn!("kafka poll: {e}");
+                        break;
+                    }
+                    // A rebalance or commit event was served: keep waiting if time is left.
+                    None if out.is_empty() && Instant::now() < deadline => {}
+                    None => break,
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| BusError::Other(e.to_string()))?
+    }
+
+    fn take_rebalances(&mut self) -> Vec<Rebalance> {
+        std::mem::take(&mut *self.c().context().events.lock().unwrap())
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.c().assignment().map(|t| to_list(&t)).unwrap_or_default()
+    }
+
+    /// Offsets of partitions no longer assigned (revoked by a rebalance) are dropped: their new
+    /// owner's progress must not be overwritten by a stale member.
+    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<(), BusError> {
+        let owned = self.assignment();
+        let mut tpl = TopicPartitionList::new();
+        for (tp, off) in offsets {
+            if owned.contains(tp) {
+                tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*off)).map_err(|e| map_err(&e, "commit"))?;
+            } else {
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, "not committing a partition this member no longer owns");
+            }
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        let c = self.c().clone();
+        tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync).map_err(|e| map_err(&e, "commit")))
+            .await
+            .map_err(|e| BusError::Other(e.to_string()))?
+    }
+
+    async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), BusError> {
+        let c = self.c().clone();
+        let tp = tp.clone();
+        tokio::task::spawn_blocking(move || {
+            c.seek(&tp.topic, tp.partition, Offset::Offset(offset), CALL_TIMEOUT)
+                .map_err(|e| map_err(&e, &format!("seek {}/{} to {offset}", tp.topic, tp.partition)))
+        })
+        .await
+        .map_err(|e| BusError::Other(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_servers;
+
+    #[test]
+    fn servers_parse() {
+        assert_eq!(parse_servers("a:9092,b:9093").unwrap(), "a:9092,b:9093");
+        assert_eq!(parse_servers("127.0.0.1:9092/").unwrap(), "127.0.0.1:9092");
+        assert!(parse_servers("kafka").unwrap_err().contains("no port"));
+        assert!(parse_servers("a:x").is_err());
+        assert!(parse_servers("").is_err());
+    }
+}
