@@ -77,6 +77,8 @@ pub enum StreamError {
     Warehouse(#[from] WarehouseError),
     #[error("state: {0}")]
     State(#[from] StateError),
+    #[error("{topic}/{partition}: the bus keeps delivering from offset {got} although the checkpoint resumes at {expected}; refusing to skip records")]
+    Gap { topic: String, partition: i32, expected: i64, got: i64 },
     #[error("checkpoint `{key}` is unreadable: {reason}")]
     Checkpoint { key: String, reason: String },
 }
@@ -103,6 +105,13 @@ struct Owned {
     /// uncommitted attempt; delete them before the first write. None once done.
     clean_from: Option<i64>,
     needs_clean: bool,
+    /// After a restore, the offset the partition must resume at. A record beyond it means the
+    /// bus is still delivering from an older position (fetched before a rebalance, or a seek
+    /// not yet effective): applying it would skip the records in between.
+    expect: Option<i64>,
+    /// Seeks back to `expect` so far; after a few the run stops with `StreamError::Gap`
+    /// rather than seeking forever or skipping records.
+    gap_seeks: u32,
 }
 
 pub struct Runner {
@@ -249,7 +258,7 @@ impl Runner {
                 self.consumer.seek(tp, offset).await?;
             }
             tracing::info!(topic = %tp.topic, partition = tp.partition, resume = ?resume, "partition assigned");
-            self.owned.insert((kind, tp.partition), Owned { clean_from: resume, needs_clean: true });
+            self.owned.insert((kind, tp.partition), Owned { clean_from: resume, needs_clean: true, expect: resume, gap_seeks: 0 });
         }
         Ok(())
     }
@@ -275,7 +284,19 @@ impl Runner {
                 Rebalance::Assigned(tps) => self.assign(&tps).await?,
             }
         }
-        let msgs = self.consumer.poll_batch(self.cfg.max_batch, self.cfg.poll_timeout).await?;
+        let mut msgs = self.consumer.poll_batch(self.cfg.max_batch, self.cfg.poll_timeout).await?;
+        // A rebalance can happen inside the poll: apply it before touching the records, and
+        // keep only records of partitions this member owns now (the new owner replays the rest).
+        for r in self.consumer.take_rebalances() {
+            match r {
+                Rebalance::Revoked(tps) => self.revoke(&tps),
+                Rebalance::Assigned(tps) => self.assign(&tps).await?,
+            }
+        }
+        if !msgs.is_empty() {
+            let assigned: HashSet<TopicPartition> = self.consumer.assignment().into_iter().collect();
+            msgs.retain(|m| assigned.contains(&TopicPartition { topic: m.topic.clone(), partition: m.partition }));
+        }
         // Partitions the bus delivered without announcing them (the embedded log assigns all at
         // subscribe) are adopted here, through the same checkpoint path.
         let unknown: Vec<TopicPartition> = msgs
@@ -290,6 +311,7 @@ impl Runner {
         if !unknown.is_empty() {
             self.assign(&unknown).await?;
         }
+        self.enforce_resume_points(&mut msgs).await?;
         let n = msgs.len();
         if n > 0 {
             self.process(&msgs).await?;
@@ -301,6 +323,45 @@ impl Runner {
         }
         self.metrics.checkpoint_age.set(self.last_checkpoint.elapsed().as_secs_f64());
         Ok(n)
+    }
+
+    /// Drop records that lie beyond a restored partition's resume offset and seek back to it.
+    async fn enforce_resume_points(&mut self, msgs: &mut Vec<Message>) -> Result<(), StreamError> {
+        let mut gaps: Vec<(TopicKind, i32, i64)> = Vec::new();
+        let mut gap_error = None;
+        msgs.retain(|m| {
+            let Some(kind) = TopicKind::from_topic(&m.topic) else { return true };
+            if gaps.iter().any(|(k, p, _)| *k == kind && *p == m.partition) {
+                return false;
+            }
+            let Some(o) = self.owned.get_mut(&(kind, m.partition)) else { return true };
+            match o.expect {
+                Some(e) if m.offset > e && o.gap_seeks < 3 => {
+                    o.gap_seeks += 1;
+                    gaps.push((kind, m.partition, e));
+                    false
+                }
+                Some(e) if m.offset > e => {
+                    // Seeking did not bring the records back: stop rather than silently skip
+                    // them (a restart restores and tries again; an operator sees the error).
+                    gap_error = Some(StreamError::Gap { topic: m.topic.clone(), partition: m.partition, expected: e, got: m.offset });
+                    false
+                }
+                Some(e) if m.offset == e => {
+                    o.expect = None;
+                    true
+                }
+                _ => true,
+            }
+        });
+        if let Some(e) = gap_error {
+            return Err(e);
+        }
+        for (kind, partition, offset) in gaps {
+            tracing::info!(topic = kind.topic(), partition, offset, "records beyond the restored offset; seeking back");
+            self.consumer.seek(&TopicPartition { topic: kind.topic().to_string(), partition }, offset).await?;
+        }
+        Ok(())
     }
 
     async fn process(&mut self, msgs: &[Message]) -> Result<(), StreamError> {
@@ -470,6 +531,13 @@ impl Runner {
     /// Make everything processed so far durable, then commit: lake raw objects, warehouse
     /// flush, one checkpoint per owned partition, and only then the offsets.
     pub async fn checkpoint(&mut self) -> Result<(), StreamError> {
+        // Never write a checkpoint for a partition this member lost: its new owner may already
+        // have restored the previous one and cleaned the lake from there.
+        let assigned: HashSet<TopicPartition> = self.consumer.assignment().into_iter().collect();
+        let lost: Vec<TopicPartition> = self.processor.owned().into_iter().filter(|tp| !assigned.contains(tp)).collect();
+        if !lost.is_empty() {
+            self.revoke(&lost);
+        }
         let keys: Vec<(TopicKind, i32)> = self.raw.keys().copied().collect();
         for k in keys {
             self.flush_raw(k).await?;

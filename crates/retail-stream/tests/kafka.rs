@@ -33,17 +33,13 @@ async fn group_scenario(kill: bool) {
 
     // Both processors write one lake/warehouse directory, as processes of one deployment do
     // against shared MinIO/ClickHouse; each partition is written by its current owner only.
-    let mut a = spawn_worker(&bus_url, &lake_url, &group, &[]);
+    let mut a = spawn_worker(&bus_url, &lake_url, &group, if kill { &[] } else { &["--exit-when-idle"] });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut b = spawn_worker(&bus_url, &lake_url, &group, &["--exit-when-idle"]);
     if kill {
         let mut rng = Lcg(run as u64);
         tokio::time::sleep(Duration::from_millis(500 + rng.below(2000))).await;
         a.kill().unwrap(); // SIGKILL mid-stream: its partitions move to b after the session timeout
-        a.wait().unwrap();
-        a = spawn_worker(&bus_url, &lake_url, &group, &["--exit-when-idle"]);
-    } else {
-        a.kill().unwrap();
         a.wait().unwrap();
         a = spawn_worker(&bus_url, &lake_url, &group, &["--exit-when-idle"]);
     }
