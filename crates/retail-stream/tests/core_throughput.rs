@@ -1,0 +1,32 @@
+//! How fast the pure core runs (validation included), without any sink: locates the
+//! bottleneck when `retail bench stream` falls short. Prints events/s; asserts only sanity.
+
+mod common;
+
+use common::*;
+use retail_stream::{Catalog, Outputs, Processor, ProcessorConfig};
+
+#[test]
+#[ignore = "measurement: cargo test --release -p retail-stream --test core_throughput -- --ignored --nocapture"]
+fn processor_core_events_per_second() {
+    let (records, exp) = generate(400_000, 3, 9);
+    let now = chrono::Utc::now();
+    let msgs: Vec<retail_bus::Message> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (t, _, p))| msg(t, 0, i as i64, p, now))
+        .collect();
+    let mut p = Processor::new(ProcessorConfig::default(), &Catalog::default());
+    let mut out = Outputs::default();
+    let started = std::time::Instant::now();
+    for chunk in msgs.chunks(20_000) {
+        for m in chunk {
+            p.process(m, &mut out);
+        }
+        p.flush(&mut out);
+        assert!(out.sales.len() <= exp.sale_ids.len());
+        out.clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("processor core: {} records in {secs:.2} s = {:.0} records/s", msgs.len(), msgs.len() as f64 / secs);
+}
