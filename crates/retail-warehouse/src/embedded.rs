@@ -348,7 +348,6 @@ impl EmbeddedWarehouse {
         let Some(lake) = &self.lake else { return Ok(()) };
         let _serial = self.flush_lock.lock().await;
         for t in TABLES {
-            let schema = t.arrow_schema();
             match t.kind {
                 Kind::Rollup => {}
                 Kind::Fact => {
@@ -359,14 +358,25 @@ impl EmbeddedWarehouse {
                         if a.rows == a.persisted_rows {
                             continue;
                         }
-                        let all = concat(&schema, &a.batches)?;
-                        let pending = all.slice(a.persisted_rows, a.rows - a.persisted_rows);
                         let merge = a.parts.len() + 1 > MAX_PARTS;
-                        a.batches = vec![all.clone()];
-                        (if merge { all } else { pending }, a.rows, merge)
+                        // Only the tail past `persisted_rows` is new (batches are append-only;
+                        // coalescing keeps their order), unless the parts are being merged.
+                        let mut out = Vec::new();
+                        let mut offset = 0;
+                        for b in &a.batches {
+                            let n = b.num_rows();
+                            if merge {
+                                out.push(b.clone());
+                            } else if offset + n > a.persisted_rows {
+                                let skip = a.persisted_rows.saturating_sub(offset);
+                                out.push(b.slice(skip, n - skip));
+                            }
+                            offset += n;
+                        }
+                        (out, a.rows, merge)
                     };
                     let key = format!("{}part-{:013}-{:016x}.parquet", prefix(t), chrono::Utc::now().timestamp_millis(), fnv1a(format!("{total_rows}").as_bytes()));
-                    lake.write_parquet(&key, &[pending]).await.map_err(lake_err)?;
+                    lake.write_parquet(&key, &pending).await.map_err(lake_err)?;
                     let old = {
                         let mut st = self.state.lock().unwrap();
                         let Some(TableState::Append(a)) = st.tables.get_mut(t.name) else { continue };

@@ -290,11 +290,28 @@ async fn contract(wh: Arc<dyn Warehouse>) {
     }
 }
 
+/// A batch larger than one dedup lookup (ClickHouse sends ids in chunks under its query-size
+/// limit), loaded twice and then overlapped: counted once. Call after `contract` (7 sales).
+async fn big_batch_replay(wh: &dyn Warehouse) {
+    let big: Vec<FactSale> = (0..12_000u32)
+        .map(|i| sale(&retail_core::stable_event_id(&[b"big".as_slice(), &i.to_le_bytes()]), 10 + i % 3, "store_001", "SKU2", 1, 4.0, 2.0))
+        .collect();
+    wh.insert_sales(&big).await.unwrap();
+    wh.insert_sales(&big).await.unwrap();
+    wh.insert_sales(&big[11_000..]).await.unwrap();
+    wh.flush().await.unwrap();
+    let r = wh.query("SELECT COUNT(*) AS n, SUM(revenue) AS r FROM fact_sales").await.unwrap();
+    assert!(same(&json!(r.rows), &json!([[12_007, 60.98 + 48_000.0]])), "{}: {:?}", wh.backend(), r.rows);
+    let r = wh.query("SELECT SUM(lines) AS n FROM agg_sales_daily").await.unwrap();
+    assert_eq!(r.rows, vec![vec![json!(12_007)]], "{}: rollup counts each sale once", wh.backend());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_backend_contract() {
     let wh = open("embedded", &WarehouseOptions::default(), None).await.unwrap();
     assert_eq!(wh.backend(), "embedded");
-    contract(wh).await;
+    contract(wh.clone()).await;
+    big_batch_replay(wh.as_ref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,6 +380,7 @@ async fn clickhouse_backend_contract() {
     contract(wh.clone()).await;
     wh.init().await.unwrap(); // re-init on a populated schema keeps the data
     assert_eq!(wh.query("SELECT COUNT(*) AS n FROM fact_sales").await.unwrap().rows, vec![vec![json!(7)]]);
+    big_batch_replay(wh.as_ref()).await;
     let admin = retail_warehouse::clickhouse::ClickHouseWarehouse::new(&url, &opts).unwrap();
     admin.execute(&format!("DROP DATABASE {db}")).await.unwrap();
 }
