@@ -19,7 +19,7 @@ async fn shared_semantics_publish_consume_commit_restart() {
     publish_consume_commit_restart(|| {
         let u = u.clone();
         async move { open(&u, &BusOptions::default()).await.unwrap() }
-    })
+    }, true)
     .await;
 }
 

@@ -36,9 +36,16 @@ pub async fn publish(bus: &dyn EventBus, topic: &str, events: &[(String, String)
 /// Poll until `want` messages arrived (or fail after `limit`). Commits nothing.
 pub async fn read_n(consumer: &mut dyn Consumer, want: usize, limit: Duration) -> Vec<Message> {
     let deadline = Instant::now() + limit;
-    let mut got = Vec::new();
+    let mut got: Vec<Message> = Vec::new();
     while got.len() < want {
-        assert!(Instant::now() < deadline, "timed out: read {} of {want} messages", got.len());
+        if Instant::now() >= deadline {
+            let mut per: BTreeMap<i32, (i64, i64, usize)> = BTreeMap::new();
+            for m in &got {
+                let e = per.entry(m.partition).or_insert((i64::MAX, -1, 0));
+                *e = (e.0.min(m.offset), e.1.max(m.offset), e.2 + 1);
+            }
+            panic!("timed out: read {} of {want} messages; per partition (min, max, count): {per:?}", got.len());
+        }
         got.extend(consumer.poll_batch(want - got.len(), Duration::from_millis(200)).await.expect("poll"));
     }
     got
@@ -89,7 +96,11 @@ pub fn check_order_and_placement(msgs: &[Message], partitions: i32) {
 /// Publish, consume everything, check placement and per-key order; commit part of the way;
 /// drop the consumer (and the bus, via `reopen`), publish more, and check a new member of the
 /// group resumes exactly at the committed offsets; check `lag` and `seek` on the way.
-pub async fn publish_consume_commit_restart<F, Fut>(reopen: F)
+///
+/// `exact_end_offsets`: whether the log reports true end offsets. tansu 0.6 (memory storage)
+/// answers ListOffsets(latest) with the last *batch's* base offset + 1 — confluent-kafka's
+/// `get_watermark_offsets` sees the same — so against it lag can only be checked as a bound.
+pub async fn publish_consume_commit_restart<F, Fut>(reopen: F, exact_end_offsets: bool)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<dyn EventBus>>,
@@ -100,11 +111,14 @@ where
     bus.create_topics(&[(&topic, 3)]).await.expect("create topic");
     bus.create_topics(&[(&topic, 3)]).await.expect("create is idempotent");
     let first = make_events(20, 600, 0);
-    publish(&*bus, &topic, &first).await;
+    // Two publishes: the processor below commits exactly the first one. (The boundary between
+    // publishes is also a batch boundary; tansu 0.6 cannot fetch from inside a record batch.)
+    publish(&*bus, &topic, &first[..100]).await;
+    publish(&*bus, &topic, &first[100..]).await;
 
     // No committed offset yet: lag counts everything retained (reset earliest).
     let lag: i64 = bus.lag(&group, &[&topic]).await.expect("lag").iter().map(|(_, l)| l).sum();
-    assert_eq!(lag, 600);
+    check_lag(lag, 600, exact_end_offsets);
 
     let mut c = bus.subscribe(&group, &[&topic]).await.expect("subscribe");
     let msgs = read_n(&mut *c, 600, Duration::from_secs(30)).await;
@@ -114,12 +128,15 @@ where
     assigned.sort();
     assert_eq!(assigned.len(), 3, "one member owns all partitions: {assigned:?}");
 
-    // The processor made the first 100 messages durable: commit just those.
-    let committed = next_offsets(&msgs[..100]);
+    // The processor made the first 100 events durable: commit just those.
+    let early: std::collections::HashSet<&[u8]> = first[..100].iter().map(|(_, p)| p.as_bytes()).collect();
+    let durable: Vec<Message> = msgs.iter().filter(|m| early.contains(&m.payload[..])).cloned().collect();
+    assert_eq!(durable.len(), 100);
+    let committed = next_offsets(&durable);
     c.commit(&committed).await.expect("commit");
     let lag: i64 = bus.lag(&group, &[&topic]).await.expect("lag").iter().map(|(_, l)| l).sum();
     let done: i64 = committed.iter().map(|(_, o)| o).sum();
-    assert_eq!(lag, 600 - done, "lag = end − committed");
+    check_lag(lag, 600 - done, exact_end_offsets);
 
     // seek: rewind one partition to its start and read it again.
     let tp = TopicPartition { topic: topic.clone(), partition: msgs[0].partition };
@@ -154,6 +171,14 @@ where
     c.commit(&next_offsets(&msgs2)).await.expect("commit all");
     let lag = bus.lag(&group, &[&topic]).await.expect("lag");
     assert!(lag.iter().all(|(_, l)| *l == 0), "nothing left: {lag:?}");
+}
+
+fn check_lag(lag: i64, want: i64, exact: bool) {
+    if exact {
+        assert_eq!(lag, want, "lag = end − committed");
+    } else {
+        assert!(lag > 0 && lag <= want, "lag {lag} within (0, {want}]");
+    }
 }
 
 /// Publishing to a topic that was never created fails with `UnknownTopic`, not silently.
