@@ -36,6 +36,15 @@ pub fn s3_options(config: &Config) -> retail_lake::S3Options {
 
 /// The lake, checked reachable.
 pub async fn open_lake(config: &Config) -> anyhow::Result<retail_lake::Lake> {
+    // Without keys the AWS SDK chain falls back to the instance-metadata endpoint, which a
+    // self-hosted endpoint (MinIO) never serves: say what is missing instead.
+    if config.lake.starts_with("s3://") && !config.s3.endpoint.is_empty() && config.s3.access_key_id.is_empty() {
+        anyhow::bail!(
+            "lake {} at {} needs credentials: set RETAIL_S3_ACCESS_KEY_ID and RETAIL_S3_SECRET_ACCESS_KEY (or [s3] in the config)",
+            config.lake,
+            config.s3.endpoint
+        );
+    }
     let lake = retail_lake::Lake::open(&config.lake, &s3_options(config))
         .with_context(|| format!("cannot open the lake {} (check RETAIL_LAKE / `lake`)", config.lake))?;
     lake.check().await.with_context(|| format!("the lake {} is not reachable or not writable (check the endpoint, bucket and credentials)", config.lake))?;

@@ -38,7 +38,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2.0)]
     pub backfill_rate: f64,
     /// Real-time traffic, events per minute per open store (the seed's range is 100–500).
-    #[arg(long, default_value_t = 200.0)]
+    #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
     /// Dashboard refresh period, milliseconds.
     #[arg(long, default_value_t = 1000)]
