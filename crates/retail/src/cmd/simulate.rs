@@ -103,11 +103,7 @@ impl Sink {
             return Ok(Sink::Lines(Box::new(std::io::BufWriter::with_capacity(1 << 20, file))));
         }
         if out.starts_with("file://") || out.starts_with("kafka://") {
-            let mut options = retail_bus::BusOptions::default();
-            options.kafka.properties = config.kafka.properties.clone();
-            let bus = retail_bus::open(out, &options).await.with_context(|| format!("cannot open bus {out}"))?;
-            bus.ensure_topics().await.context("cannot create the bus topics")?;
-            return Ok(Sink::Bus(bus));
+            return Ok(Sink::Bus(crate::wiring::open_bus(config, out).await?));
         }
         bail!("--out `{out}`: expected -, jsonl:FILE, jsonl:DIR/, file://DIR or kafka://host:port")
     }

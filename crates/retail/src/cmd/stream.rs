@@ -1,7 +1,6 @@
 //! `retail stream`: run the stream processor from the configuration until Ctrl-C.
 
 use crate::config::Config;
-use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -34,31 +33,9 @@ pub struct Sinks {
 }
 
 pub async fn open_sinks(config: &Config, bus_url: &str) -> anyhow::Result<Sinks> {
-    let bus_options = retail_bus::BusOptions {
-        auto_offset_reset: config.kafka.auto_offset_reset.parse()?,
-        kafka: retail_bus::KafkaOptions { properties: config.kafka.properties.clone(), ..Default::default() },
-        ..Default::default()
-    };
-    let bus = retail_bus::open(bus_url, &bus_options).await.with_context(|| format!("opening the bus {bus_url}"))?;
-    bus.ensure_topics().await?;
-    let s3 = retail_lake::S3Options {
-        endpoint: config.s3.endpoint.clone(),
-        region: config.s3.region.clone(),
-        access_key_id: config.s3.access_key_id.clone(),
-        secret_access_key: config.s3.secret_access_key.clone(),
-        virtual_hosted_style: config.s3.virtual_hosted_style,
-        allow_http: false,
-    };
-    let lake = retail_lake::Lake::open(&config.lake, &s3)?;
-    lake.check().await?;
-    let wh_options = retail_warehouse::WarehouseOptions {
-        user: config.clickhouse.user.clone(),
-        password: config.clickhouse.password.clone(),
-        database: config.clickhouse.database.clone(),
-        ..Default::default()
-    };
-    let warehouse = retail_warehouse::open(&config.warehouse, &wh_options, Some(lake.clone())).await?;
-    warehouse.init().await?;
+    let bus = crate::wiring::open_bus(config, bus_url).await?;
+    let lake = crate::wiring::open_lake(config).await?;
+    let warehouse = crate::wiring::open_warehouse(config, &lake).await?;
     Ok(Sinks { bus, lake, warehouse })
 }
 
