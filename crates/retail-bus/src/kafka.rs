@@ -314,7 +314,7 @@ impl EventBus for KafkaBus {
         })
         .await
         .map_err(|e| BusError::Other(e.to_string()))??;
-        Ok(Box::new(KafkaConsumer { consumer: Some(consumer) }))
+        Ok(Box::new(KafkaConsumer { consumer: Some(consumer), inflight: None, stash: Default::default() }))
     }
 
     async fn lag(&self, group: &str, topics: &[&str]) -> Result<Vec<(TopicPartition, i64)>, BusError> {
@@ -386,10 +386,51 @@ impl ConsumerContext for GroupContext {
     }
 }
 
+/// Up to `max` messages: block (up to `timeout`) for the first, then take what is already fetched.
+fn poll_many(c: &BaseConsumer<GroupContext>, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::with_capacity(max.min(16_384));
+    loop {
+        // Block for the first message only; then take what is already fetched.
+        let wait = if out.is_empty() { deadline.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
+        match c.poll(wait) {
+            Some(Ok(m)) => {
+                out.push(Message {
+                    topic: m.topic().to_string(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+                });
+                if out.len() >= max {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                if out.is_empty() {
+                    return Err(map_err(&e, "poll"));
+                }
+                tracing::warn!("kafka poll: {e}");
+                break;
+            }
+            // A rebalance or commit event was served: keep waiting if time is left.
+            None if out.is_empty() && Instant::now() < deadline => {}
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) struct KafkaConsumer {
     /// `Option` only so `Drop` can hand it to a blocking thread (closing leaves the group, which
     /// waits for the broker).
     consumer: Option<Arc<BaseConsumer<GroupContext>>>,
+    /// A poll whose caller stopped waiting (its future was dropped): the next call collects it,
+    /// so cancelling `poll_batch` loses no message and keeps per-partition order.
+    inflight: Option<tokio::task::JoinHandle<Result<Vec<Message>, BusError>>>,
+    /// Messages fetched but not yet returned (a poll returned more than the next caller's `max`).
+    stash: std::collections::VecDeque<Message>,
 }
 
 impl KafkaConsumer {
@@ -412,44 +453,18 @@ impl Drop for KafkaConsumer {
 #[async_trait]
 impl Consumer for KafkaConsumer {
     async fn poll_batch(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
-        let c = self.c().clone();
         let max = max.max(1);
-        tokio::task::spawn_blocking(move || {
-            let deadline = Instant::now() + timeout;
-            let mut out = Vec::with_capacity(max.min(16_384));
-            loop {
-                // Block for the first message only; then take what is already fetched.
-                let wait = if out.is_empty() { deadline.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
-                match c.poll(wait) {
-                    Some(Ok(m)) => {
-                        out.push(Message {
-                            topic: m.topic().to_string(),
-                            partition: m.partition(),
-                            offset: m.offset(),
-                            key: m.key().map(<[u8]>::to_vec),
-                            payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                            timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
-                        });
-                        if out.len() >= max {
-                            break;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        if out.is_empty() {
-                            return Err(map_err(&e, "poll"));
-                        }
-                        tracing::warn!("kafka poll: {e}");
-                        break;
-                    }
-                    // A rebalance or commit event was served: keep waiting if time is left.
-                    None if out.is_empty() && Instant::now() < deadline => {}
-                    None => break,
-                }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| BusError::Other(e.to_string()))?
+        if self.stash.is_empty() && self.inflight.is_none() {
+            let c = self.c().clone();
+            self.inflight = Some(tokio::task::spawn_blocking(move || poll_many(&c, max, timeout)));
+        }
+        if let Some(handle) = self.inflight.as_mut() {
+            let result = handle.await;
+            self.inflight = None;
+            self.stash.extend(result.map_err(|e| BusError::Other(e.to_string()))??);
+        }
+        let n = max.min(self.stash.len());
+        Ok(self.stash.drain(..n).collect())
     }
 
     fn take_rebalances(&mut self) -> Vec<Rebalance> {
@@ -482,6 +497,8 @@ impl Consumer for KafkaConsumer {
     }
 
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), BusError> {
+        // Fetched-but-unreturned messages of this partition are from before the seek.
+        self.stash.retain(|m| m.partition != tp.partition || m.topic != tp.topic);
         let c = self.c().clone();
         let tp = tp.clone();
         tokio::task::spawn_blocking(move || {

@@ -221,6 +221,7 @@ pub async fn open(url: &str, options: &BusOptions) -> Result<Arc<dyn EventBus>, 
 #[async_trait]
 pub trait Consumer: Send + Sync {
     /// Up to `max` messages, waiting at most `timeout` for the first one. Empty on timeout.
+    /// Cancel-safe (both implementations): if the future is dropped, no message is lost.
     async fn poll_batch(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError>;
 
     /// Rebalances since the last call (Kafka). The embedded log assigns every partition at subscribe.

@@ -192,3 +192,9 @@ async fn throughput_publish_and_poll() {
     println!("embedded: publish {publish_rate:.0} events/s, poll {poll_rate:.0} events/s (200-byte payloads, batches of 10k)");
     assert!(publish_rate > 200_000.0 && poll_rate > 200_000.0, "publish {publish_rate:.0}/s poll {poll_rate:.0}/s");
 }
+
+#[tokio::test]
+async fn shared_semantics_cancelled_poll_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    cancelled_poll_loses_nothing(open(&url(dir.path()), &BusOptions::default()).await.unwrap()).await;
+}

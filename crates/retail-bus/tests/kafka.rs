@@ -160,11 +160,17 @@ async fn two_members_share_partitions_and_one_takes_over() {
     assert!(b.take_rebalances().iter().any(|r| matches!(r, Rebalance::Assigned(p) if p.len() == 4)));
 }
 
-/// Publish and poll throughput through the broker (printed with --nocapture).
+/// Publish and poll throughput through the broker (printed with --nocapture). Extra librdkafka
+/// properties to try: RETAIL_BENCH_KAFKA_PROPS="batch.size=1048576,linger.ms=20".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Kafka-protocol broker: run by .ci/run"]
 async fn throughput_publish_and_poll() {
-    let bus = kafka().await;
+    let mut opts = BusOptions::default();
+    for kv in std::env::var("RETAIL_BENCH_KAFKA_PROPS").unwrap_or_default().split(',').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').expect("key=value");
+        opts.kafka.properties.insert(k.to_string(), v.to_string());
+    }
+    let bus = open(&format!("kafka://{}", broker()), &opts).await.unwrap();
     let topic = unique("t-tput");
     bus.create_topics(&[(&topic, 3)]).await.unwrap();
     let n = 200_000usize;
@@ -184,6 +190,12 @@ async fn throughput_publish_and_poll() {
         got += c.poll_batch(10_000, Duration::from_secs(5)).await.unwrap().len();
     }
     let poll_rate = (n - first) as f64 / t.elapsed().as_secs_f64();
-    println!("kafka ({}): publish {publish_rate:.0} events/s, poll {poll_rate:.0} events/s (200-byte payloads, batches of 10k)", broker());
+    println!("kafka ({}, extra {:?}): publish {publish_rate:.0} events/s, poll {poll_rate:.0} events/s (200-byte payloads, batches of 10k)", broker(), opts.kafka.properties);
     assert!(publish_rate > 10_000.0 && poll_rate > 10_000.0);
+}
+
+#[tokio::test]
+#[ignore = "needs a Kafka-protocol broker: run by .ci/run"]
+async fn shared_semantics_cancelled_poll_loses_nothing() {
+    cancelled_poll_loses_nothing(kafka().await).await;
 }

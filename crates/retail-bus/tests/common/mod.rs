@@ -200,3 +200,38 @@ pub async fn seed_topics_exist(bus: Arc<dyn EventBus>) {
         assert_eq!(lag.len(), partitions as usize, "{topic} has {partitions} partitions");
     }
 }
+
+/// A `poll_batch` abandoned mid-wait (e.g. losing a `select!`) loses no message.
+pub async fn cancelled_poll_loses_nothing(bus: Arc<dyn EventBus>) {
+    let topic = unique("t-cancel");
+    bus.create_topics(&[(&topic, 2)]).await.expect("create topic");
+    let mut c = bus.subscribe(&unique("g-cancel"), &[&topic]).await.expect("subscribe");
+    let events = make_events(6, 200, 0);
+    let feed = {
+        let (bus, topic, events) = (bus.clone(), topic.clone(), events.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            publish(&*bus, &topic, &events).await;
+        })
+    };
+    // Give up on polls repeatedly while the events arrive (a poll that finishes in time delivers).
+    let mut got = Vec::new();
+    let mut cancelled = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !feed.is_finished() {
+        match tokio::time::timeout(Duration::from_millis(20), c.poll_batch(1, Duration::from_secs(10))).await {
+            Ok(r) => got.extend(r.expect("poll")),
+            Err(_) => cancelled += 1,
+        }
+    }
+    feed.await.unwrap();
+    assert!(cancelled > 5, "polls were abandoned while waiting: {cancelled}");
+    // Everything must still arrive, in order, once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 200 {
+        assert!(Instant::now() < deadline, "only {} of 200 after cancelled polls", got.len());
+        got.extend(c.poll_batch(1000, Duration::from_millis(200)).await.expect("poll"));
+    }
+    check_order_and_placement(&got, 2);
+    assert_eq!(got.iter().map(|m| &m.payload).collect::<std::collections::HashSet<_>>().len(), 200);
+}
