@@ -167,8 +167,10 @@ async fn latest_reset_skips_history_and_survives_reopen_with_fsync_always() {
     assert_quiet(&mut *c, Duration::from_millis(200)).await;
 }
 
-/// Throughput floor on a shared 2-core machine (numbers printed with --nocapture).
+/// A million records through the log, every one read back. A measurement, not a timed test
+/// (speed targets belong to benchmarks): run with --ignored --nocapture to see the rates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: cargo test --release -p retail-bus --test embedded -- --ignored --nocapture throughput"]
 async fn throughput_publish_and_poll() {
     let dir = tempfile::tempdir().unwrap();
     let bus = open(&url(dir.path()), &BusOptions::default()).await.unwrap();
@@ -190,7 +192,7 @@ async fn throughput_publish_and_poll() {
     }
     let poll_rate = n as f64 / t.elapsed().as_secs_f64();
     println!("embedded: publish {publish_rate:.0} events/s, poll {poll_rate:.0} events/s (200-byte payloads, batches of 10k)");
-    assert!(publish_rate > 200_000.0 && poll_rate > 200_000.0, "publish {publish_rate:.0}/s poll {poll_rate:.0}/s");
+    assert_eq!(got, n, "every published record is read back once");
 }
 
 #[tokio::test]

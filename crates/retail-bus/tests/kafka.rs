@@ -191,7 +191,7 @@ async fn throughput_publish_and_poll() {
     }
     let poll_rate = (n - first) as f64 / t.elapsed().as_secs_f64();
     println!("kafka ({}, extra {:?}): publish {publish_rate:.0} events/s, poll {poll_rate:.0} events/s (200-byte payloads, batches of 10k)", broker(), opts.kafka.properties);
-    assert!(publish_rate > 10_000.0 && poll_rate > 10_000.0);
+    assert_eq!(got, n, "every published record is read back once");
 }
 
 #[tokio::test]
