@@ -172,22 +172,35 @@ impl ClickHouseWarehouse {
                 format!("DROP TABLE IF EXISTS {db}.{}", t.name),
                 format!("CREATE VIEW {db}.{} AS SELECT * FROM {db}.{}_versions FINAL", t.name, t.name),
             ],
-            Kind::Rollup => vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {db}.{} ({cols}) ENGINE = SummingMergeTree(){part} ORDER BY ({order})",
-                    t.name
-                ),
-                // 18.16 accepts `sum(revenue) AS revenue` here (it does not in a plain SELECT
-                // with further references); a subquery in FROM would not be seen by the view.
-                format!(
-                    "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{name}_mv TO {db}.{name} AS \
-                     SELECT date_key, store_key, product_key, toInt64(sum(quantity)) AS units, \
-                     toDecimal64(sum(revenue), 2) AS revenue, toDecimal64(sum(cost), 2) AS cost, \
-                     toDecimal64(sum(profit), 2) AS profit, toInt64(count()) AS lines \
-                     FROM {db}.fact_sales GROUP BY date_key, store_key, product_key",
-                    name = t.name
-                ),
-            ],
+            Kind::Rollup => {
+                let r = schema::rollup_of(t.name).expect("every rollup table has a spec");
+                let keys = std::iter::once("date_key").chain(r.keys.iter().copied()).collect::<Vec<_>>().join(", ");
+                // 18.16 accepts `sum(revenue) AS revenue` in a view's SELECT; a subquery in FROM
+                // would hide the source table from the view.
+                let measures: Vec<String> = r
+                    .measures
+                    .iter()
+                    .map(|(out, m)| match m {
+                        schema::Measure::SumInt(c) => format!("toInt64(sum({c})) AS {out}"),
+                        schema::Measure::SumMoney(c) => format!("toDecimal64(sum({c}), 2) AS {out}"),
+                        schema::Measure::Count => format!("toInt64(count()) AS {out}"),
+                    })
+                    .collect();
+                let filter = if r.only_out_of_stock { " WHERE quantity_on_hand <= 0" } else { "" };
+                vec![
+                    format!(
+                        "CREATE TABLE IF NOT EXISTS {db}.{} ({cols}) ENGINE = SummingMergeTree(){part} ORDER BY ({order})",
+                        t.name
+                    ),
+                    format!(
+                        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{name}_mv TO {db}.{name} AS \
+                         SELECT {keys}, {measures} FROM {db}.{source}{filter} GROUP BY {keys}",
+                        name = t.name,
+                        measures = measures.join(", "),
+                        source = r.source.name,
+                    ),
+                ]
+            }
         }
     }
 

@@ -16,7 +16,7 @@
 
 use crate::result::from_batches;
 use crate::rows::{self, FeatureValue, Prediction};
-use crate::schema::{self, Kind, Table, TABLES};
+use crate::schema::{self, Kind, Measure, Rollup, Table, ROLLUPS, TABLES};
 use crate::{DateRow, QueryResult, Warehouse, WarehouseError};
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array, StringArray, UInt32Array};
@@ -184,11 +184,8 @@ impl EmbeddedWarehouse {
                     // Files written by an older schema get missing columns as nulls is not
                     // supported yet: a schema change needs `warehouse init` to rewrite them.
                     let b = b.with_schema(t.arrow_schema()).map_err(|e| other(format!("{key}: {e}")))?;
-                    let accepted = Self::insert_locked(&mut st, t, b)?;
-                    if t.name == schema::FACT_SALES.name {
-                        if let Some(acc) = accepted {
-                            Self::add_rollup(&mut st, &acc)?;
-                        }
+                    if let Some(acc) = Self::insert_locked(&mut st, t, b)? {
+                        Self::add_rollups(&mut st, t, &acc)?;
                     }
                 }
                 if let Some(TableState::Append(a)) = st.tables.get_mut(t.name) {
@@ -248,18 +245,25 @@ impl EmbeddedWarehouse {
         }
     }
 
-    /// Partial daily sums of accepted fact_sales rows → agg_sales_daily.
-    fn add_rollup(st: &mut State, sales: &RecordBatch) -> Result<(), WarehouseError> {
-        if sales.num_rows() == 0 {
+    /// Partial sums of newly accepted fact rows → every rollup fed by `source`.
+    fn add_rollups(st: &mut State, source: &Table, accepted: &RecordBatch) -> Result<(), WarehouseError> {
+        if accepted.num_rows() == 0 {
             return Ok(());
         }
-        let part = rollup_sales(sales)?;
-        if let Some(TableState::Rollup(parts)) = st.tables.get_mut(schema::AGG_SALES_DAILY.name) {
-            parts.push(part);
-            if parts.len() > 64 {
-                // Fold the partial sums into one batch, as a SummingMergeTree merge would.
-                let all = concat(&schema::AGG_SALES_DAILY.arrow_schema(), parts)?;
-                *parts = vec![reaggregate(&all)?];
+        for r in ROLLUPS.iter().filter(|r| r.source.name == source.name) {
+            let part = rollup_batch(r, accepted, r.measures, r.only_out_of_stock)?;
+            if let Some(TableState::Rollup(parts)) = st.tables.get_mut(r.table.name) {
+                parts.push(part);
+                if parts.len() > 64 {
+                    // Fold the partial sums into one batch, as a SummingMergeTree merge would.
+                    let all = concat(&r.table.arrow_schema(), parts)?;
+                    let again: Vec<(&'static str, Measure)> = r
+                        .measures
+                        .iter()
+                        .map(|(out, m)| (*out, if let Measure::SumMoney(_) = m { Measure::SumMoney(out) } else { Measure::SumInt(out) }))
+                        .collect();
+                    *parts = vec![rollup_batch(r, &all, &again, false)?];
+                }
             }
         }
         Ok(())
@@ -267,11 +271,8 @@ impl EmbeddedWarehouse {
 
     fn insert(&self, t: &Table, batch: RecordBatch) -> Result<(), WarehouseError> {
         let mut st = self.state.lock().unwrap();
-        let accepted = Self::insert_locked(&mut st, t, batch)?;
-        if t.name == schema::FACT_SALES.name {
-            if let Some(acc) = accepted {
-                Self::add_rollup(&mut st, &acc)?;
-            }
+        if let Some(acc) = Self::insert_locked(&mut st, t, batch)? {
+            Self::add_rollups(&mut st, t, &acc)?;
         }
         Ok(())
     }
@@ -414,71 +415,67 @@ impl EmbeddedWarehouse {
     }
 }
 
-/// Sum accepted fact_sales rows per (date_key, store_key, product_key).
-fn rollup_sales(sales: &RecordBatch) -> Result<RecordBatch, WarehouseError> {
-    let col = |n: &str| sales.column_by_name(n).ok_or_else(|| other(format!("fact_sales lacks {n}")));
+/// `SELECT date_key, <keys>, <measures> FROM src [WHERE quantity_on_hand <= 0] GROUP BY
+/// date_key, <keys>` as a batch of `r.table`, sorted by key; the same aggregation ClickHouse's
+/// materialized view runs.
+fn rollup_batch(r: &Rollup, src: &RecordBatch, measures: &[(&'static str, Measure)], only_out_of_stock: bool) -> Result<RecordBatch, WarehouseError> {
+    use datafusion::arrow::array::Date32Array;
+    let col = |n: &str| src.column_by_name(n).ok_or_else(|| other(format!("{} lacks {n}", r.source.name)));
     let date = col("date_key")?.as_primitive::<Date32Type>().clone();
-    let store = col("store_key")?.as_string::<i32>().clone();
-    let product = col("product_key")?.as_string::<i32>().clone();
-    let qty = col("quantity")?.as_primitive::<Int32Type>().clone();
-    let money = |n: &str| -> Result<Decimal128Array, WarehouseError> { Ok(col(n)?.as_primitive::<Decimal128Type>().clone()) };
-    let (rev, cost, profit) = (money("revenue")?, money("cost")?, money("profit")?);
-    let mut groups: HashMap<(i32, &str, &str), [i128; 5]> = HashMap::new();
-    for i in 0..sales.num_rows() {
-        let g = groups.entry((date.value(i), store.value(i), product.value(i))).or_insert([0; 5]);
-        g[0] += qty.value(i) as i128;
-        g[1] += rev.value(i);
-        g[2] += cost.value(i);
-        g[3] += profit.value(i);
-        g[4] += 1;
+    let keys: Vec<StringArray> = r.keys.iter().map(|k| Ok(col(k)?.as_string::<i32>().clone())).collect::<Result<_, WarehouseError>>()?;
+    enum Input {
+        Int(Int64Array),
+        Money(Decimal128Array),
+        Count,
     }
-    build_rollup(groups)
-}
-
-/// Fold partial rollup rows into one row per key.
-fn reaggregate(parts: &RecordBatch) -> Result<RecordBatch, WarehouseError> {
-    let col = |n: &str| parts.column_by_name(n).expect("rollup schema");
-    let date = col("date_key").as_primitive::<Date32Type>().clone();
-    let store = col("store_key").as_string::<i32>().clone();
-    let product = col("product_key").as_string::<i32>().clone();
-    let units = col("units").as_primitive::<Int64Type>().clone();
-    let lines = col("lines").as_primitive::<Int64Type>().clone();
-    let m = |n: &str| col(n).as_primitive::<Decimal128Type>().clone();
-    let (rev, cost, profit) = (m("revenue"), m("cost"), m("profit"));
-    let mut groups: HashMap<(i32, &str, &str), [i128; 5]> = HashMap::new();
-    for i in 0..parts.num_rows() {
-        let g = groups.entry((date.value(i), store.value(i), product.value(i))).or_insert([0; 5]);
-        g[0] += units.value(i) as i128;
-        g[1] += rev.value(i);
-        g[2] += cost.value(i);
-        g[3] += profit.value(i);
-        g[4] += lines.value(i) as i128;
+    let inputs: Vec<Input> = measures
+        .iter()
+        .map(|(_, m)| {
+            Ok(match m {
+                Measure::SumInt(c) => Input::Int(cast(col(c)?, &DataType::Int64).map_err(other)?.as_primitive::<Int64Type>().clone()),
+                Measure::SumMoney(c) => Input::Money(col(c)?.as_primitive::<Decimal128Type>().clone()),
+                Measure::Count => Input::Count,
+            })
+        })
+        .collect::<Result<_, WarehouseError>>()?;
+    let keep: Option<Vec<bool>> = if only_out_of_stock {
+        let oh = col("quantity_on_hand")?.as_primitive::<Int32Type>();
+        Some((0..oh.len()).map(|i| oh.value(i) <= 0).collect())
+    } else {
+        None
+    };
+    let mut groups: HashMap<(i32, Vec<&str>), Vec<i128>> = HashMap::new();
+    for i in 0..src.num_rows() {
+        if keep.as_ref().is_some_and(|k| !k[i]) {
+            continue;
+        }
+        let key = (date.value(i), keys.iter().map(|k| k.value(i)).collect::<Vec<_>>());
+        let sums = groups.entry(key).or_insert_with(|| vec![0; inputs.len()]);
+        for (j, input) in inputs.iter().enumerate() {
+            sums[j] += match input {
+                Input::Int(a) => a.value(i) as i128,
+                Input::Money(a) => a.value(i),
+                Input::Count => 1,
+            };
+        }
     }
-    build_rollup(groups)
-}
-
-fn build_rollup(groups: HashMap<(i32, &str, &str), [i128; 5]>) -> Result<RecordBatch, WarehouseError> {
-    use datafusion::arrow::array::{Date32Array, StringArray};
     let mut rows: Vec<_> = groups.into_iter().collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let dec = |i: usize| -> Result<ArrayRef, WarehouseError> {
-        Ok(Arc::new(
-            Decimal128Array::from(rows.iter().map(|r| r.1[i]).collect::<Vec<_>>())
-                .with_precision_and_scale(18, 2)
-                .map_err(other)?,
-        ))
-    };
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(Date32Array::from(rows.iter().map(|r| r.0 .0).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.0 .1).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.0 .2).collect::<Vec<_>>())),
-        Arc::new(Int64Array::from(rows.iter().map(|r| r.1[0] as i64).collect::<Vec<_>>())),
-        dec(1)?,
-        dec(2)?,
-        dec(3)?,
-        Arc::new(Int64Array::from(rows.iter().map(|r| r.1[4] as i64).collect::<Vec<_>>())),
-    ];
-    RecordBatch::try_new(schema::AGG_SALES_DAILY.arrow_schema(), cols).map_err(other)
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(Date32Array::from(rows.iter().map(|r| r.0 .0).collect::<Vec<_>>()))];
+    for k in 0..r.keys.len() {
+        cols.push(Arc::new(StringArray::from(rows.iter().map(|r| r.0 .1[k]).collect::<Vec<_>>())));
+    }
+    for (j, (_, m)) in measures.iter().enumerate() {
+        cols.push(match m {
+            Measure::SumMoney(_) => Arc::new(
+                Decimal128Array::from(rows.iter().map(|r| r.1[j]).collect::<Vec<_>>())
+                    .with_precision_and_scale(18, 2)
+                    .map_err(other)?,
+            ),
+            _ => Arc::new(Int64Array::from(rows.iter().map(|r| r.1[j] as i64).collect::<Vec<_>>())),
+        });
+    }
+    RecordBatch::try_new(r.table.arrow_schema(), cols).map_err(other)
 }
 
 #[async_trait]

@@ -10,7 +10,9 @@
 //! - no engine-specific functions; dates and times are string literals (`'2025-01-01'`,
 //!   `'2025-01-01 10:00:00'`), which both compare against Date/DateTime columns;
 //! - every ORDER BY is total (ties broken by a key) so both backends return the same rows;
-//! - rollup tables hold partial sums: always `SUM(...) GROUP BY` them;
+//! - rollup tables hold partial sums: always `SUM(...) GROUP BY` them; dashboards read the
+//!   smallest rollup that answers them (per store-day, per SKU-day, stock-outs per store-day)
+//!   so a year of history stays within the latency budget on both engines;
 //! - no integer division (`/` on integers truncates in DataFusion, not in ClickHouse).
 //!
 //! Parameters are typed (dates, times, limits) and rendered into the text, so no value a user
@@ -30,7 +32,7 @@ fn t(x: DateTime<Utc>) -> String {
 pub fn revenue_by_day(from: NaiveDate, to: NaiveDate) -> String {
     format!(
         "SELECT date_key, SUM(revenue) AS total_revenue, SUM(units) AS total_units, SUM(profit) AS total_profit \
-         FROM agg_sales_daily WHERE date_key >= '{}' AND date_key <= '{}' \
+         FROM agg_sales_store_daily WHERE date_key >= '{}' AND date_key <= '{}' \
          GROUP BY date_key ORDER BY date_key",
         d(from),
         d(to)
@@ -41,7 +43,7 @@ pub fn revenue_by_day(from: NaiveDate, to: NaiveDate) -> String {
 pub fn revenue_by_store(from: NaiveDate, to: NaiveDate) -> String {
     format!(
         "SELECT store_key, store_name, region, SUM(revenue) AS total_revenue, SUM(units) AS total_units \
-         FROM agg_sales_daily JOIN dim_store USING (store_key) \
+         FROM agg_sales_store_daily JOIN dim_store USING (store_key) \
          WHERE date_key >= '{}' AND date_key <= '{}' \
          GROUP BY store_key, store_name, region ORDER BY total_revenue DESC, store_key",
         d(from),
@@ -53,7 +55,7 @@ pub fn revenue_by_store(from: NaiveDate, to: NaiveDate) -> String {
 pub fn revenue_by_category(from: NaiveDate, to: NaiveDate) -> String {
     format!(
         "SELECT category, SUM(revenue) AS total_revenue, SUM(profit) AS total_profit, SUM(units) AS total_units \
-         FROM agg_sales_daily JOIN dim_product USING (product_key) \
+         FROM agg_sales_product_daily JOIN dim_product USING (product_key) \
          WHERE date_key >= '{}' AND date_key <= '{}' \
          GROUP BY category ORDER BY total_revenue DESC, category",
         d(from),
@@ -65,7 +67,7 @@ pub fn revenue_by_category(from: NaiveDate, to: NaiveDate) -> String {
 pub fn top_skus(from: NaiveDate, to: NaiveDate, limit: u32) -> String {
     format!(
         "SELECT product_key, product_name, category, SUM(units) AS total_units, SUM(revenue) AS total_revenue \
-         FROM agg_sales_daily JOIN dim_product USING (product_key) \
+         FROM agg_sales_product_daily JOIN dim_product USING (product_key) \
          WHERE date_key >= '{}' AND date_key <= '{}' \
          GROUP BY product_key, product_name, category ORDER BY total_revenue DESC, product_key LIMIT {limit}",
         d(from),
@@ -77,8 +79,8 @@ pub fn top_skus(from: NaiveDate, to: NaiveDate, limit: u32) -> String {
 pub fn revenue_by_day_type(from: NaiveDate, to: NaiveDate) -> String {
     format!(
         "SELECT is_weekend, is_holiday, COUNT(DISTINCT full_date) AS days, SUM(revenue) AS total_revenue \
-         FROM agg_sales_daily JOIN dim_date USING (date_key) \
-         WHERE agg_sales_daily.date_key >= '{}' AND agg_sales_daily.date_key <= '{}' \
+         FROM agg_sales_store_daily JOIN dim_date USING (date_key) \
+         WHERE agg_sales_store_daily.date_key >= '{}' AND agg_sales_store_daily.date_key <= '{}' \
          GROUP BY is_weekend, is_holiday ORDER BY is_weekend, is_holiday",
         d(from),
         d(to)
@@ -88,8 +90,8 @@ pub fn revenue_by_day_type(from: NaiveDate, to: NaiveDate) -> String {
 /// Stock-outs per day: movements that left a store×SKU with nothing on hand.
 pub fn stockouts_by_day(from: NaiveDate, to: NaiveDate) -> String {
     format!(
-        "SELECT date_key, COUNT(*) AS stockout_events, COUNT(DISTINCT store_key) AS stores_affected \
-         FROM fact_inventory WHERE quantity_on_hand <= 0 AND date_key >= '{}' AND date_key <= '{}' \
+        "SELECT date_key, SUM(stockout_events) AS stockout_events, COUNT(DISTINCT store_key) AS stores_affected \
+         FROM agg_stockouts_daily WHERE date_key >= '{}' AND date_key <= '{}' \
          GROUP BY date_key ORDER BY date_key",
         d(from),
         d(to)
@@ -147,7 +149,7 @@ pub fn anomalies_by_kind(since: DateTime<Utc>) -> String {
 pub fn kpis(from: NaiveDate, to: NaiveDate) -> String {
     format!(
         "SELECT SUM(revenue) AS total_revenue, SUM(profit) AS total_profit, SUM(units) AS total_units, \
-         SUM(lines) AS sale_lines FROM agg_sales_daily WHERE date_key >= '{}' AND date_key <= '{}'",
+         SUM(lines) AS sale_lines FROM agg_sales_store_daily WHERE date_key >= '{}' AND date_key <= '{}'",
         d(from),
         d(to)
     )

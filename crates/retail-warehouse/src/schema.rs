@@ -356,6 +356,100 @@ pub const AGG_SALES_DAILY: Table = Table {
     doc: "daily sales rollup per store×SKU; always query with SUM(...) GROUP BY",
 };
 
+pub const AGG_SALES_STORE_DAILY: Table = Table {
+    name: "agg_sales_store_daily",
+    columns: &[
+        ("date_key", Date),
+        ("store_key", Str),
+        ("units", I64),
+        ("revenue", BigMoney),
+        ("cost", BigMoney),
+        ("profit", BigMoney),
+        ("lines", I64),
+    ],
+    key: &["date_key", "store_key"],
+    order_by: &["date_key", "store_key"],
+    partition_by: Some("toYYYYMM(date_key)"),
+    kind: Kind::Rollup,
+    doc: "daily sales rollup per store (KPIs, trends, store ranking); SUM(...) GROUP BY",
+};
+
+pub const AGG_SALES_PRODUCT_DAILY: Table = Table {
+    name: "agg_sales_product_daily",
+    columns: &[
+        ("date_key", Date),
+        ("product_key", Str),
+        ("units", I64),
+        ("revenue", BigMoney),
+        ("cost", BigMoney),
+        ("profit", BigMoney),
+        ("lines", I64),
+    ],
+    key: &["date_key", "product_key"],
+    order_by: &["date_key", "product_key"],
+    partition_by: Some("toYYYYMM(date_key)"),
+    kind: Kind::Rollup,
+    doc: "daily sales rollup per SKU, all stores (top SKUs, categories); SUM(...) GROUP BY",
+};
+
+pub const AGG_STOCKOUTS_DAILY: Table = Table {
+    name: "agg_stockouts_daily",
+    columns: &[("date_key", Date), ("store_key", Str), ("stockout_events", I64)],
+    key: &["date_key", "store_key"],
+    order_by: &["date_key", "store_key"],
+    partition_by: Some("toYYYYMM(date_key)"),
+    kind: Kind::Rollup,
+    doc: "inventory movements that left a store×SKU with nothing on hand, per day and store",
+};
+
+/// A rollup's measure, computed from its source table's rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// Sum of an integer column, as Int64.
+    SumInt(&'static str),
+    /// Sum of a Decimal(·,2) column, as Decimal(18,2).
+    SumMoney(&'static str),
+    /// Number of source rows, as Int64.
+    Count,
+}
+
+/// How a rollup table is derived: `SELECT date_key, <keys>, <measures> FROM <source>
+/// [WHERE quantity_on_hand <= 0] GROUP BY date_key, <keys>`, applied to each batch of newly
+/// accepted fact rows (ClickHouse: a materialized view; embedded: in process).
+pub struct Rollup {
+    pub table: &'static Table,
+    pub source: &'static Table,
+    /// String key columns after `date_key`, same names in source and rollup.
+    pub keys: &'static [&'static str],
+    pub only_out_of_stock: bool,
+    pub measures: &'static [(&'static str, Measure)],
+}
+
+const SALES_MEASURES: &[(&str, Measure)] = &[
+    ("units", Measure::SumInt("quantity")),
+    ("revenue", Measure::SumMoney("revenue")),
+    ("cost", Measure::SumMoney("cost")),
+    ("profit", Measure::SumMoney("profit")),
+    ("lines", Measure::Count),
+];
+
+pub const ROLLUPS: &[Rollup] = &[
+    Rollup { table: &AGG_SALES_DAILY, source: &FACT_SALES, keys: &["store_key", "product_key"], only_out_of_stock: false, measures: SALES_MEASURES },
+    Rollup { table: &AGG_SALES_STORE_DAILY, source: &FACT_SALES, keys: &["store_key"], only_out_of_stock: false, measures: SALES_MEASURES },
+    Rollup { table: &AGG_SALES_PRODUCT_DAILY, source: &FACT_SALES, keys: &["product_key"], only_out_of_stock: false, measures: SALES_MEASURES },
+    Rollup {
+        table: &AGG_STOCKOUTS_DAILY,
+        source: &FACT_INVENTORY,
+        keys: &["store_key"],
+        only_out_of_stock: true,
+        measures: &[("stockout_events", Measure::Count)],
+    },
+];
+
+pub fn rollup_of(table: &str) -> Option<&'static Rollup> {
+    ROLLUPS.iter().find(|r| r.table.name == table)
+}
+
 /// Every table, in creation order.
 pub const TABLES: &[&Table] = &[
     &FACT_SALES,
@@ -370,6 +464,9 @@ pub const TABLES: &[&Table] = &[
     &FEATURE_STORE,
     &PREDICTIONS,
     &AGG_SALES_DAILY,
+    &AGG_SALES_STORE_DAILY,
+    &AGG_SALES_PRODUCT_DAILY,
+    &AGG_STOCKOUTS_DAILY,
 ];
 
 pub fn table(name: &str) -> Option<&'static Table> {
