@@ -136,21 +136,23 @@ pub async fn refresh_loop(
     tx: watch::Sender<Arc<Snapshot>>,
     cancel: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut generation = 0;
     loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
         generation += 1;
+        let started = Instant::now();
         let snapshot = compute(warehouse.as_ref(), status.as_ref(), &queries, generation).await;
         for e in &snapshot.errors {
             tracing::warn!(error = %e, "dashboard query failed");
         }
         if tx.send(Arc::new(snapshot)).is_err() {
             return;
+        }
+        // A slow warehouse (e.g. busy with a backfill) gets at least as much rest as the
+        // snapshot took, so the page never takes more than half of it.
+        let rest = every.max(started.elapsed());
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(rest) => {}
         }
     }
 }
