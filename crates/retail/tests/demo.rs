@@ -21,8 +21,15 @@ struct Demo {
     http: reqwest::Client,
 }
 
+/// Environment that points the demo at real services (empty: embedded defaults).
+type Services = Vec<(String, String)>;
+
 impl Demo {
     fn start(data_dir: &Path, log: &Path) -> Demo {
+        Demo::start_with(data_dir, log, &Services::new())
+    }
+
+    fn start_with(data_dir: &Path, log: &Path, services: &Services) -> Demo {
         let port = free_port();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let child = retail()
@@ -34,6 +41,7 @@ impl Demo {
             .env_remove("RETAIL_BUS")
             .env_remove("RETAIL_LAKE")
             .env_remove("RETAIL_WAREHOUSE")
+            .envs(services.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -106,12 +114,17 @@ fn total(s: &Value, field: &str) -> f64 {
 
 /// `retail query` against the demo's data dir, as CSV; returns the data rows.
 fn query(data_dir: &Path, sql: &str) -> Vec<Vec<String>> {
+    query_with(data_dir, sql, &Services::new())
+}
+
+fn query_with(data_dir: &Path, sql: &str, services: &Services) -> Vec<Vec<String>> {
     let out = retail()
         .args(["query", "--format", "csv", sql])
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("RETAIL_WAREHOUSE")
         .env_remove("RETAIL_LAKE")
+        .envs(services.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .expect("run retail query");
     assert!(out.status.success(), "retail query failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -180,4 +193,44 @@ async fn demo_runs_end_to_end_and_restarts_without_duplicating_history() {
     let (n2, d2) = counts(&data);
     assert_eq!(n2, d2, "duplicate sale ids after a restart");
     assert!(n2 >= n1, "history shrank across a restart: {n1} → {n2}");
+}
+
+/// The same demo on real services chosen by configuration only: Kafka (tansu), ClickHouse and
+/// an S3 server, as started by `.ci/services/*.sh`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Kafka, ClickHouse and S3 (RETAIL_TEST_KAFKA, RETAIL_TEST_CLICKHOUSE, RETAIL_TEST_S3_*): run by .ci/run"]
+async fn demo_runs_on_kafka_clickhouse_and_s3() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set (see .ci/services)"));
+    let run = format!("{}", std::process::id());
+    let services: Services = vec![
+        ("RETAIL_BUS".into(), format!("kafka://{}", var("RETAIL_TEST_KAFKA"))),
+        ("RETAIL_KAFKA_GROUP_ID".into(), format!("demo-e2e-{run}")),
+        ("RETAIL_WAREHOUSE".into(), var("RETAIL_TEST_CLICKHOUSE")),
+        ("RETAIL_CLICKHOUSE_DATABASE".into(), format!("retail_e2e_{run}")),
+        ("RETAIL_LAKE".into(), format!("s3://{}/demo-e2e-{run}", var("RETAIL_TEST_S3_BUCKET"))),
+        ("RETAIL_S3_ENDPOINT".into(), var("RETAIL_TEST_S3_ENDPOINT")),
+        ("RETAIL_S3_ACCESS_KEY_ID".into(), var("RETAIL_TEST_S3_ACCESS_KEY")),
+        ("RETAIL_S3_SECRET_ACCESS_KEY".into(), var("RETAIL_TEST_S3_SECRET_KEY")),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("demo.log");
+    let mut demo = Demo::start_with(&data, &log, &services);
+    let s = demo
+        .wait_for("sales in ClickHouse through Kafka", Duration::from_secs(300), |s| {
+            total(s, "sale_lines") > 0.0
+                && s["backend"] == "clickhouse"
+                && s["riskiest"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
+    assert!(s["errors"].as_array().unwrap().is_empty(), "dashboard query errors: {}", s["errors"]);
+    for row in s["riskiest"].as_array().unwrap() {
+        assert!((0.0..=1.0).contains(&num(&row["stockout_risk"])), "risk out of [0,1]: {row}");
+    }
+    let status = demo.interrupt_and_wait().await;
+    assert!(status.success(), "demo exited with {status}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let rows = query_with(&data, "SELECT count(*) AS n, count(DISTINCT sale_id) AS d FROM fact_sales", &services);
+    let (n, d) = (rows[0][0].parse::<u64>().unwrap(), rows[0][1].parse::<u64>().unwrap());
+    assert!(n > 0);
+    assert_eq!(n, d, "duplicate sale ids in ClickHouse");
 }
