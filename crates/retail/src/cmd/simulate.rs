@@ -44,7 +44,8 @@ pub struct SimulateArgs {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
     /// Where events go: `-` (stdout), `jsonl:FILE` (one event per line; `event_type` names the
-    /// topic), `jsonl:DIR/` (one FILE per topic), or a bus URL `file://DIR` / `kafka://host:port`.
+    /// topic), `jsonl:DIR/` (one FILE per topic), a bus URL `file://DIR` / `kafka://host:port`,
+    /// or `lake` (raw Parquet straight into the configured lake, e.g. history for batch jobs).
     #[arg(long, default_value = "-")]
     pub out: String,
     /// Directory for the ground truth and catalog (demand.csv, anomalies.jsonl, orders.jsonl,
@@ -80,7 +81,13 @@ enum Sink {
     Lines(Box<dyn Write + Send>),
     PerTopic { dir: PathBuf, files: Vec<(&'static str, std::io::BufWriter<std::fs::File>)> },
     Bus(Arc<dyn retail_bus::EventBus>),
+    /// Straight into the configured lake as raw Parquet, bypassing bus and processor (history
+    /// for batch jobs). Idempotent: a batch's objects are named after its first event id.
+    Lake { lake: retail_lake::Lake, pending: Vec<Event> },
 }
+
+/// Raw events buffered before a lake write, so files are large rather than one per hour.
+const LAKE_BATCH_EVENTS: usize = 250_000;
 
 impl Sink {
     async fn open(out: &str, config: &Config) -> anyhow::Result<Sink> {
@@ -102,10 +109,13 @@ impl Sink {
             let file = std::fs::File::create(p).with_context(|| format!("cannot create {path}"))?;
             return Ok(Sink::Lines(Box::new(std::io::BufWriter::with_capacity(1 << 20, file))));
         }
+        if out == "lake" {
+            return Ok(Sink::Lake { lake: crate::wiring::open_lake(config).await?, pending: Vec::new() });
+        }
         if out.starts_with("file://") || out.starts_with("kafka://") {
             return Ok(Sink::Bus(crate::wiring::open_bus(config, out).await?));
         }
-        bail!("--out `{out}`: expected -, jsonl:FILE, jsonl:DIR/, file://DIR or kafka://host:port")
+        bail!("--out `{out}`: expected -, jsonl:FILE, jsonl:DIR/, file://DIR, kafka://host:port or lake")
     }
 
     async fn write(&mut self, events: &[Event]) -> anyhow::Result<()> {
@@ -141,11 +151,17 @@ impl Sink {
                     bus.publish(&records).await.context("publishing to the bus")?;
                 }
             }
+            Sink::Lake { pending, .. } => {
+                pending.extend_from_slice(events);
+                if pending.len() >= LAKE_BATCH_EVENTS {
+                    self.flush().await?;
+                }
+            }
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> anyhow::Result<()> {
+    async fn flush(&mut self) -> anyhow::Result<()> {
         match self {
             Sink::Lines(w) => w.flush()?,
             Sink::PerTopic { files, .. } => {
@@ -154,6 +170,13 @@ impl Sink {
                 }
             }
             Sink::Bus(_) => {}
+            Sink::Lake { lake, pending } => {
+                if let Some(first) = pending.first() {
+                    let batch_id = format!("sim-{}-{}", first.event_id(), pending.len());
+                    lake.write_raw(&batch_id, pending).await.context("writing raw events to the lake")?;
+                    pending.clear();
+                }
+            }
         }
         Ok(())
     }
@@ -228,7 +251,7 @@ pub async fn run(args: SimulateArgs, config: &Config) -> anyhow::Result<()> {
         if let Some(t) = truth_writer.as_mut() {
             t.write(sim.take_truth())?;
         }
-        sink.flush()?;
+        sink.flush().await?;
         tracing::info!(events = total, seconds = started.elapsed().as_secs_f64(), "backfill done");
     }
 
@@ -250,7 +273,7 @@ pub async fn run(args: SimulateArgs, config: &Config) -> anyhow::Result<()> {
             let events = sim.events_until(Utc::now());
             total += events.len() as u64;
             sink.write(&events).await?;
-            sink.flush()?;
+            sink.flush().await?;
             if let Some(t) = truth_writer.as_mut() {
                 t.write(sim.take_truth())?;
             }
@@ -259,7 +282,7 @@ pub async fn run(args: SimulateArgs, config: &Config) -> anyhow::Result<()> {
             }
         }
     }
-    sink.flush()?;
+    sink.flush().await?;
     if let Some(t) = truth_writer.as_mut() {
         t.write(sim.take_truth())?;
         t.flush()?;
