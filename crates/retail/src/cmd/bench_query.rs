@@ -41,7 +41,7 @@ pub struct BenchQueryArgs {
     /// Backends to measure: embedded, clickhouse, or both (comma-separated).
     #[arg(long, default_value = "embedded,clickhouse")]
     pub backends: String,
-    /// ClickHouse to measure (a scratch database `--clickhouse-database` is created and dropped).
+    /// ClickHouse to measure (the scratch database `--clickhouse-database` is dropped and recreated).
     #[arg(long, default_value = "http://127.0.0.1:8123")]
     pub clickhouse_url: String,
     #[arg(long, default_value = "retail_bench")]

@@ -45,7 +45,8 @@ pub async fn run(args: WarehouseArgs, config: &Config) -> anyhow::Result<()> {
                     let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
                     HolidayCalendar::parse(&text).map_err(anyhow::Error::msg)?
                 }
-                None => HolidayCalendar::us_federal(from.year()..=to.year()),
+                // One more year: 1 January falling on a Saturday is observed on 31 December before it.
+                None => HolidayCalendar::us_federal(from.year()..=to.year() + 1),
             };
             wh.init().await?;
             let dates = dim_date(from, to, &cal);
