@@ -183,7 +183,19 @@ impl Lake {
                 LakeError::Auth { url: self.url.clone(), detail: source.to_string() }
             }
             E::InvalidPath { .. } => LakeError::BadKey(key.to_string()),
-            other => LakeError::Unavailable { url: self.url.clone(), detail: format!("{key}: {other}") },
+            other => {
+                // object_store reports S3 list/put failures as `Generic` with the status and the
+                // S3 error code in the text; sort out the ones retrying cannot fix.
+                let text = other.to_string();
+                let auth = ["403 Forbidden", "401 Unauthorized", "SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"];
+                if auth.iter().any(|m| text.contains(m)) {
+                    LakeError::Auth { url: self.url.clone(), detail: format!("{key}: {text}") }
+                } else if text.contains("NoSuchBucket") {
+                    LakeError::Other(format!("lake `{}`: the bucket does not exist — create it first ({key}: {text})", self.url))
+                } else {
+                    LakeError::Unavailable { url: self.url.clone(), detail: format!("{key}: {text}") }
+                }
+            }
         }
     }
 

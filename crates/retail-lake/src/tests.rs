@@ -280,4 +280,11 @@ async fn s3_lake_contract() {
     let lake = Lake::open(&format!("s3://{}/{prefix}", var("RETAIL_TEST_S3_BUCKET")), &opts).unwrap();
     lake.check().await.unwrap();
     lake_contract(&lake).await;
+
+    // Wrong secret: refused, not retryable, and the message says what to check.
+    let wrong = S3Options { secret_access_key: "wrong".into(), ..opts };
+    let lake = Lake::open(&format!("s3://{}/{prefix}", var("RETAIL_TEST_S3_BUCKET")), &wrong).unwrap();
+    let err = lake.check().await.unwrap_err();
+    assert!(matches!(err, LakeError::Auth { .. }) && !err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("credentials"), "{err}");
 }
