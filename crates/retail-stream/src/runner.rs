@@ -107,11 +107,26 @@ struct Owned {
     needs_clean: bool,
     /// After a restore, the offset the partition must resume at. A record beyond it means the
     /// bus is still delivering from an older position (fetched before a rebalance, or a seek
-    /// not yet effective): applying it would skip the records in between.
+    /// not yet effective) or skipped ahead (a broker that cannot fetch from inside a record
+    /// batch): applying it would skip the records in between.
     expect: Option<i64>,
-    /// Seeks back to `expect` so far; after a few the run stops with `StreamError::Gap`
-    /// rather than seeking forever or skipping records.
+    /// Seeks back so far because the bus delivered records beyond `expect`. Each one rewinds
+    /// further before `expect` (records before it are dropped by offset): a broker may only
+    /// serve fetches from a record batch's first offset (tansu skips to the next batch when
+    /// asked for an offset inside one), and `expect` is usually inside a batch.
     gap_seeks: u32,
+    /// Where the last such seek went; once the start of the log did not help, the run stops
+    /// with `StreamError::Gap` rather than seeking forever or skipping records.
+    rewound_to: Option<i64>,
+}
+
+/// First rewind before the resume offset after a gap; doubled on every further gap.
+const GAP_REWIND: i64 = 1024;
+const MAX_GAP_SEEKS: u32 = 40;
+
+fn rewind_target(expect: i64, seeks_before: u32) -> i64 {
+    let back = GAP_REWIND.checked_shl(seeks_before.min(40)).unwrap_or(i64::MAX);
+    expect.saturating_sub(back).max(0)
 }
 
 pub struct Runner {
@@ -258,7 +273,7 @@ impl Runner {
                 self.consumer.seek(tp, offset).await?;
             }
             tracing::info!(topic = %tp.topic, partition = tp.partition, resume = ?resume, "partition assigned");
-            self.owned.insert((kind, tp.partition), Owned { clean_from: resume, needs_clean: true, expect: resume, gap_seeks: 0 });
+            self.owned.insert((kind, tp.partition), Owned { clean_from: resume, needs_clean: true, expect: resume, gap_seeks: 0, rewound_to: None });
         }
         Ok(())
     }
@@ -325,25 +340,30 @@ impl Runner {
         Ok(n)
     }
 
-    /// Drop records that lie beyond a restored partition's resume offset and seek back to it.
+    /// Hold a restored partition to its resume offset: records before it are dropped (already
+    /// applied: they come back when a seek had to rewind to a batch start), and records beyond
+    /// it mean the bus skipped some, so seek back — further each time — and drop them.
     async fn enforce_resume_points(&mut self, msgs: &mut Vec<Message>) -> Result<(), StreamError> {
-        let mut gaps: Vec<(TopicKind, i32, i64)> = Vec::new();
+        let mut gaps: Vec<(TopicKind, i32, i64, i64, i64)> = Vec::new();
         let mut gap_error = None;
         msgs.retain(|m| {
             let Some(kind) = TopicKind::from_topic(&m.topic) else { return true };
-            if gaps.iter().any(|(k, p, _)| *k == kind && *p == m.partition) {
+            if gaps.iter().any(|(k, p, ..)| *k == kind && *p == m.partition) {
                 return false;
             }
             let Some(o) = self.owned.get_mut(&(kind, m.partition)) else { return true };
             match o.expect {
-                Some(e) if m.offset > e && o.gap_seeks < 3 => {
+                Some(e) if m.offset > e && o.rewound_to != Some(0) && o.gap_seeks < MAX_GAP_SEEKS => {
+                    let target = rewind_target(e, o.gap_seeks);
                     o.gap_seeks += 1;
-                    gaps.push((kind, m.partition, e));
+                    o.rewound_to = Some(target);
+                    gaps.push((kind, m.partition, e, target, m.offset));
                     false
                 }
                 Some(e) if m.offset > e => {
-                    // Seeking did not bring the records back: stop rather than silently skip
-                    // them (a restart restores and tries again; an operator sees the error).
+                    // Rewinding to the start of the log did not bring the records back: stop
+                    // rather than silently skip them (a restart restores and tries again; an
+                    // operator sees the error).
                     gap_error = Some(StreamError::Gap { topic: m.topic.clone(), partition: m.partition, expected: e, got: m.offset });
                     false
                 }
@@ -351,15 +371,17 @@ impl Runner {
                     o.expect = None;
                     true
                 }
-                _ => true,
+                // Before the resume offset: applied before the checkpoint; skip it.
+                Some(_) => false,
+                None => true,
             }
         });
         if let Some(e) = gap_error {
             return Err(e);
         }
-        for (kind, partition, offset) in gaps {
-            tracing::info!(topic = kind.topic(), partition, offset, "records beyond the restored offset; seeking back");
-            self.consumer.seek(&TopicPartition { topic: kind.topic().to_string(), partition }, offset).await?;
+        for (kind, partition, expect, target, got) in gaps {
+            tracing::info!(topic = kind.topic(), partition, expect, got, seek = target, "records beyond the restored offset; seeking back");
+            self.consumer.seek(&TopicPartition { topic: kind.topic().to_string(), partition }, target).await?;
         }
         Ok(())
     }
@@ -601,5 +623,14 @@ mod tests {
         assert_eq!(parse_batch_key(&key), Some((topics::SALES, 2, 100)));
         assert_eq!(retail_lake::safe_batch_id(&name), name, "the lake must keep our names verbatim");
         assert_eq!(parse_batch_key("raw-data/sales/year=2025/month=01/day=01/compacted-00ff.parquet"), None);
+    }
+
+    #[test]
+    fn gap_rewinds_double_and_stop_at_the_log_start() {
+        assert_eq!(rewind_target(5000, 0), 5000 - 1024);
+        assert_eq!(rewind_target(5000, 1), 5000 - 2048);
+        assert_eq!(rewind_target(5000, 2), 5000 - 4096);
+        assert_eq!(rewind_target(5000, 3), 0);
+        assert_eq!(rewind_target(1 << 40, 100), 0, "no overflow however many seeks");
     }
 }

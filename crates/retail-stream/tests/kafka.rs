@@ -22,6 +22,14 @@ fn run_id() -> u32 {
 async fn group_scenario(kill: bool) {
     let dir = tempfile::tempdir().unwrap();
     let lake_url = format!("file://{}/lake", dir.path().display());
+    // Diagnostics: RETAIL_KEEP_LAKE=1 keeps the lake directory for inspection after a failure.
+    let _dir = if std::env::var_os("RETAIL_KEEP_LAKE").is_some() {
+        eprintln!("lake kept at {lake_url}");
+        let _ = dir.keep();
+        None
+    } else {
+        Some(dir)
+    };
     let bus_url = broker();
     let bus = retail_bus::open(&bus_url, &BusOptions::default()).await.unwrap();
     bus.ensure_topics().await.unwrap();
