@@ -89,6 +89,12 @@ fn coalesce(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordB
     let mut run: Vec<RecordBatch> = Vec::new();
     let mut run_rows = 0;
     for b in batches {
+        // Batches already big enough stay as they are: only the small tail is copied, so a
+        // snapshot costs what was appended since the last one, not the whole table.
+        if run.is_empty() && b.num_rows() >= COALESCE_ROWS {
+            out.push(b);
+            continue;
+        }
         run_rows += b.num_rows();
         run.push(b);
         if run_rows >= COALESCE_ROWS {
@@ -135,7 +141,10 @@ struct State {
 pub struct EmbeddedWarehouse {
     lake: Option<Lake>,
     state: Mutex<State>,
-    ctx: Mutex<Option<(u64, SessionContext)>>,
+    /// The query context of a snapshot: (generation, built at, context).
+    ctx: Mutex<Option<(u64, std::time::Instant, SessionContext)>>,
+    /// How stale a query's snapshot may be while rows keep arriving (0 = always the latest).
+    max_staleness: std::time::Duration,
     flush_lock: tokio::sync::Mutex<()>,
 }
 
@@ -146,6 +155,12 @@ fn prefix(t: &Table) -> String {
 impl EmbeddedWarehouse {
     /// Open, loading every table persisted in `lake` (none when `lake` is `None`).
     pub async fn open(lake: Option<Lake>) -> Result<EmbeddedWarehouse, WarehouseError> {
+        Self::open_with_staleness(lake, std::time::Duration::ZERO).await
+    }
+
+    /// Like `open`, but queries may read a snapshot up to `max_staleness` old instead of
+    /// rebuilding one for every insert (a live dashboard over a busy stream).
+    pub async fn open_with_staleness(lake: Option<Lake>, max_staleness: std::time::Duration) -> Result<EmbeddedWarehouse, WarehouseError> {
         let mut tables = HashMap::new();
         for t in TABLES {
             let st = match t.kind {
@@ -165,6 +180,7 @@ impl EmbeddedWarehouse {
             lake,
             state: Mutex::new(State { generation: 1, tables }),
             ctx: Mutex::new(None),
+            max_staleness,
             flush_lock: tokio::sync::Mutex::new(()),
         };
         wh.load().await?;
@@ -323,8 +339,8 @@ impl EmbeddedWarehouse {
 
     fn context(&self) -> Result<SessionContext, WarehouseError> {
         let current = self.state.lock().unwrap().generation;
-        if let Some((g, ctx)) = self.ctx.lock().unwrap().as_ref() {
-            if *g == current {
+        if let Some((g, built, ctx)) = self.ctx.lock().unwrap().as_ref() {
+            if *g == current || built.elapsed() < self.max_staleness {
                 return Ok(ctx.clone());
             }
         }
@@ -341,7 +357,7 @@ impl EmbeddedWarehouse {
             let mem = MemTable::try_new(t.arrow_schema(), parts).map_err(other)?;
             ctx.register_table(t.name, Arc::new(mem)).map_err(other)?;
         }
-        *self.ctx.lock().unwrap() = Some((generation, ctx.clone()));
+        *self.ctx.lock().unwrap() = Some((generation, std::time::Instant::now(), ctx.clone()));
         Ok(ctx)
     }
 

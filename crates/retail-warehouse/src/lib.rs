@@ -113,6 +113,9 @@ pub struct WarehouseOptions {
     pub database: String,
     /// Per-request timeout.
     pub timeout: std::time::Duration,
+    /// Embedded only: how stale a query's snapshot may be while rows keep arriving (0 = every
+    /// query sees every insert). A live dashboard over a busy stream sets about a second.
+    pub embedded_max_staleness: std::time::Duration,
 }
 
 impl Default for WarehouseOptions {
@@ -122,6 +125,7 @@ impl Default for WarehouseOptions {
             password: String::new(),
             database: "retail".into(),
             timeout: std::time::Duration::from_secs(30),
+            embedded_max_staleness: std::time::Duration::ZERO,
         }
     }
 }
@@ -138,7 +142,7 @@ impl Default for WarehouseOptions {
 pub async fn open(url: &str, options: &WarehouseOptions, lake: Option<retail_lake::Lake>) -> Result<Arc<dyn Warehouse>, WarehouseError> {
     let scheme = url.split_once("://").map(|(s, _)| s);
     match (url, scheme) {
-        ("embedded", _) | (_, Some("embedded")) => Ok(Arc::new(embedded::EmbeddedWarehouse::open(lake).await?)),
+        ("embedded", _) | (_, Some("embedded")) => Ok(Arc::new(embedded::EmbeddedWarehouse::open_with_staleness(lake, options.embedded_max_staleness).await?)),
         (_, Some("clickhouse" | "clickhouses" | "http" | "https")) => {
             Ok(Arc::new(clickhouse::ClickHouseWarehouse::new(url, options)?))
         }

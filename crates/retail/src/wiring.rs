@@ -56,6 +56,9 @@ pub fn warehouse_options(config: &Config) -> retail_warehouse::WarehouseOptions 
         user: config.clickhouse.user.clone(),
         password: config.clickhouse.password.clone(),
         database: config.clickhouse.database.clone(),
+        // The embedded warehouse behind a live page and a busy stream: queries may read a
+        // snapshot up to a second old rather than rebuild one for every insert.
+        embedded_max_staleness: std::time::Duration::from_secs(1),
         ..Default::default()
     }
 }
