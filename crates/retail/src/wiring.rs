@@ -63,12 +63,31 @@ pub fn warehouse_options(config: &Config) -> retail_warehouse::WarehouseOptions 
     }
 }
 
-/// The warehouse, schema created or migrated. The embedded one keeps its tables in `lake`.
+/// The warehouse the configuration names. The embedded one keeps its tables in `lake`.
+/// Callers that write call `init()` (create or migrate the schema); readers need not.
 pub async fn open_warehouse(config: &Config, lake: &retail_lake::Lake) -> anyhow::Result<Arc<dyn retail_warehouse::Warehouse>> {
     let embedded_lake = (config.warehouse == "embedded").then(|| lake.clone());
-    let warehouse = retail_warehouse::open(&config.warehouse, &warehouse_options(config), embedded_lake)
+    retail_warehouse::open(&config.warehouse, &warehouse_options(config), embedded_lake)
         .await
-        .with_context(|| format!("cannot open the warehouse {} (check RETAIL_WAREHOUSE / `warehouse`)", config.warehouse))?;
+        .with_context(|| format!("cannot open the warehouse {} (check RETAIL_WAREHOUSE / `warehouse`)", config.warehouse))
+}
+
+/// The warehouse, schema created or migrated: for the services that write to it.
+pub async fn open_warehouse_for_writing(config: &Config, lake: &retail_lake::Lake) -> anyhow::Result<Arc<dyn retail_warehouse::Warehouse>> {
+    let warehouse = open_warehouse(config, lake).await?;
     warehouse.init().await.with_context(|| format!("cannot initialise the warehouse {}", config.warehouse))?;
     Ok(warehouse)
+}
+
+/// The warehouse for reading and administration; the lake is opened only when the embedded
+/// warehouse lives in it.
+pub async fn open_warehouse_alone(config: &Config) -> anyhow::Result<Arc<dyn retail_warehouse::Warehouse>> {
+    if config.warehouse == "embedded" {
+        let lake = open_lake(config).await?;
+        open_warehouse(config, &lake).await
+    } else {
+        retail_warehouse::open(&config.warehouse, &warehouse_options(config), None)
+            .await
+            .with_context(|| format!("cannot open the warehouse {} (check RETAIL_WAREHOUSE / `warehouse`)", config.warehouse))
+    }
 }

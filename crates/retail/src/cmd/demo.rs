@@ -119,7 +119,7 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     let world = Arc::new(World::generate(&world_config)?);
     let bus = crate::wiring::open_bus(config, &config.bus).await?;
     let lake = crate::wiring::open_lake(config).await?;
-    let warehouse = crate::wiring::open_warehouse(config, &lake).await?;
+    let warehouse = crate::wiring::open_warehouse_for_writing(config, &lake).await?;
     let dates = retail_warehouse::dim_date(
         state.start.date_naive() - ChronoDuration::days(1),
         now.date_naive() + ChronoDuration::days(400),

@@ -25,7 +25,7 @@ pub enum LakeCmd {
 }
 
 pub async fn run(args: LakeArgs, config: &Config) -> anyhow::Result<()> {
-    let lake = super::query::open_lake(config)?;
+    let lake = crate::wiring::open_lake(config).await?;
     lake.check().await?;
     match args.which {
         LakeCmd::Ls { prefix } => {

@@ -18,7 +18,7 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs, config: &Config) -> anyhow::Result<()> {
     let lake = crate::wiring::open_lake(config).await?;
-    let warehouse = crate::wiring::open_warehouse(config, &lake).await?;
+    let warehouse = crate::wiring::open_warehouse_for_writing(config, &lake).await?;
     let cancel = cancel_on_ctrl_c();
     let server = bind(config, args.refresh_ms, warehouse, Arc::new(retail_server::NoLiveStatus), cancel.clone()).await?;
     server.serve(cancel).await?;

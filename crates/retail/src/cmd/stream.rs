@@ -35,7 +35,7 @@ pub struct Sinks {
 pub async fn open_sinks(config: &Config, bus_url: &str) -> anyhow::Result<Sinks> {
     let bus = crate::wiring::open_bus(config, bus_url).await?;
     let lake = crate::wiring::open_lake(config).await?;
-    let warehouse = crate::wiring::open_warehouse(config, &lake).await?;
+    let warehouse = crate::wiring::open_warehouse_for_writing(config, &lake).await?;
     Ok(Sinks { bus, lake, warehouse })
 }
 

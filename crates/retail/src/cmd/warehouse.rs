@@ -33,7 +33,7 @@ pub struct InitArgs {
 }
 
 pub async fn run(args: WarehouseArgs, config: &Config) -> anyhow::Result<()> {
-    let wh = super::query::open_warehouse(config).await?;
+    let wh = crate::wiring::open_warehouse_alone(config).await?;
     match args.which {
         WarehouseCmd::Init(a) => {
             let this_year = chrono::Utc::now().year();
