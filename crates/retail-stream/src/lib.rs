@@ -18,5 +18,5 @@ pub use validate::TopicKind;
 pub mod metrics;
 pub mod runner;
 
-pub use metrics::{CountersSnapshot, StreamCounters, StreamMetrics};
+pub use metrics::{CountersSnapshot, Stage, StreamCounters, StreamMetrics};
 pub use runner::{run, RunSummary, Runner, StreamConfig, StreamError};

@@ -28,6 +28,8 @@ pub struct StreamMetrics {
     pub checkpoint_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub open_windows: Gauge,
     pub tracked_keys: Gauge,
+    /// Wall seconds spent per runner stage (where a slow processor spends its time).
+    pub stage_seconds: Family<Labels, Counter<f64, AtomicU64>>,
     pub counters: Arc<StreamCounters>,
 }
 
@@ -48,6 +50,7 @@ impl Default for StreamMetrics {
             checkpoint_age: Gauge::default(),
             open_windows: Gauge::default(),
             tracked_keys: Gauge::default(),
+            stage_seconds: Family::default(),
             counters: Arc::new(StreamCounters::default()),
         }
     }
@@ -74,10 +77,45 @@ impl StreamMetrics {
         r.register("checkpoint_age_seconds", "Time since the last committed checkpoint", self.checkpoint_age.clone());
         r.register("open_windows", "Windows held in memory", self.open_windows.clone());
         r.register("tracked_keys", "Store×SKUs with stock state", self.tracked_keys.clone());
+        r.register("stage_seconds", "Wall seconds spent per runner stage", self.stage_seconds.clone());
     }
 
     pub fn counters(&self) -> Arc<StreamCounters> {
         self.counters.clone()
+    }
+
+    /// Add `d` to a stage's time (Prometheus and the plain counters).
+    pub fn add_stage_time(&self, stage: Stage, d: std::time::Duration) {
+        self.stage_seconds.get_or_create(&vec![("stage".into(), stage.name().into())]).inc_by(d.as_secs_f64());
+        self.counters.stage_ns[stage as usize].fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The runner's stages, for time accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Waiting for and reading records from the bus.
+    Poll,
+    /// Validation and the processor core.
+    Process,
+    /// Warehouse inserts and dead-letter/alert publishing.
+    Warehouse,
+    /// Raw Parquet objects to the lake.
+    Lake,
+    /// Warehouse flush, checkpoints and offset commits.
+    Checkpoint,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [Stage::Poll, Stage::Process, Stage::Warehouse, Stage::Lake, Stage::Checkpoint];
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Poll => "poll",
+            Stage::Process => "process",
+            Stage::Warehouse => "warehouse",
+            Stage::Lake => "lake",
+            Stage::Checkpoint => "checkpoint",
+        }
     }
 }
 
@@ -96,6 +134,8 @@ pub struct StreamCounters {
     pub last_checkpoint_unix_ms: AtomicI64,
     /// Records whose sink writes completed (the latency histogram's population).
     pub sunk: AtomicU64,
+    /// Nanoseconds per [`Stage`].
+    pub stage_ns: [AtomicU64; 5],
     latency_ms: Vec<AtomicU64>,
 }
 
@@ -117,6 +157,7 @@ impl Default for StreamCounters {
             checkpoints: AtomicU64::new(0),
             last_checkpoint_unix_ms: AtomicI64::new(0),
             sunk: AtomicU64::new(0),
+            stage_ns: Default::default(),
             latency_ms: (0..FINE + COARSE + 1).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -138,6 +179,8 @@ pub struct CountersSnapshot {
     pub sunk: u64,
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
+    /// Seconds per stage, in [`Stage::ALL`] order.
+    pub stage_secs: [f64; 5],
 }
 
 impl StreamCounters {
@@ -203,6 +246,7 @@ impl StreamCounters {
             sunk: l(&self.sunk),
             latency_p50_ms: self.latency_quantile_ms(0.5),
             latency_p99_ms: self.latency_quantile_ms(0.99),
+            stage_secs: std::array::from_fn(|i| l(&self.stage_ns[i]) as f64 / 1e9),
         }
     }
 }

@@ -10,7 +10,7 @@
 //!    partition's first new write, so a replay with different batch boundaries cannot leave an
 //!    overlapping object behind.
 
-use crate::metrics::StreamMetrics;
+use crate::metrics::{Stage, StreamMetrics};
 use crate::processor::{Outputs, Processor, StateError};
 use crate::state::PartSnapshot;
 use crate::validate::TopicKind;
@@ -299,7 +299,9 @@ impl Runner {
                 Rebalance::Assigned(tps) => self.assign(&tps).await?,
             }
         }
+        let t = Instant::now();
         let mut msgs = self.consumer.poll_batch(self.cfg.max_batch, self.cfg.poll_timeout).await?;
+        self.metrics.add_stage_time(Stage::Poll, t.elapsed());
         // A rebalance can happen inside the poll: apply it before touching the records, and
         // keep only records of partitions this member owns now (the new owner replays the rest).
         for r in self.consumer.take_rebalances() {
@@ -387,6 +389,7 @@ impl Runner {
     }
 
     async fn process(&mut self, msgs: &[Message]) -> Result<(), StreamError> {
+        let t = Instant::now();
         let mut out = std::mem::take(&mut self.out);
         out.clear();
         for m in msgs {
@@ -394,6 +397,7 @@ impl Runner {
         }
         self.processor.flush(&mut out);
         self.account(msgs, &out);
+        self.metrics.add_stage_time(Stage::Process, t.elapsed());
 
         for r in out.raw.drain(..) {
             let key = (r.kind, r.partition);
@@ -410,7 +414,9 @@ impl Runner {
             buf.last = r.offset;
             buf.events.push(r.event);
         }
+        let t = Instant::now();
         self.write_warehouse_and_bus(&out).await?;
+        self.metrics.add_stage_time(Stage::Warehouse, t.elapsed());
         let now_ms = chrono::Utc::now().timestamp_millis();
         let c = &self.metrics.counters;
         for m in msgs {
@@ -545,7 +551,9 @@ impl Runner {
         let name = batch_name(key.0, key.1, buf.first, buf.last);
         let events = std::mem::take(&mut buf.events);
         let lake = self.lake.clone();
+        let t = Instant::now();
         retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&name, &events)).await?;
+        self.metrics.add_stage_time(Stage::Lake, t.elapsed());
         self.sunk(&format!("lake_{}", key.0.lake_kind()), events.len());
         Ok(())
     }
@@ -564,6 +572,7 @@ impl Runner {
         for k in keys {
             self.flush_raw(k).await?;
         }
+        let t = Instant::now();
         let wh = self.warehouse.clone();
         retry("warehouse flush", WarehouseError::is_retryable, || wh.flush()).await?;
         let mut positions = Vec::new();
@@ -583,6 +592,7 @@ impl Runner {
                 tracing::warn!(%e, "offset commit failed; the next checkpoint retries");
             }
         }
+        self.metrics.add_stage_time(Stage::Checkpoint, t.elapsed());
         self.last_checkpoint = Instant::now();
         self.dirty_since_checkpoint = false;
         self.summary.checkpoints += 1;

@@ -7,6 +7,11 @@ mod wiring;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+// The stream processor allocates per record on hot paths (events, rows, Arrow buffers):
+// mimalloc's thread-local free lists roughly halve the allocator's share versus glibc malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "retail", version, about = "Retail inventory data platform: simulate → bus → stream → lake/warehouse → serve")]
 pub struct Cli {

@@ -28,6 +28,7 @@ pub struct BenchStreamArgs {
 
 struct Row {
     backend: String,
+    stages: [f64; 5],
     events: u64,
     secs: f64,
     p50: f64,
@@ -100,7 +101,7 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     retail_stream::run(stream_cfg.clone(), sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone(), &Default::default(), metrics, CancellationToken::new()).await?;
     let secs = started.elapsed().as_secs_f64();
     let snap = counters.snapshot();
-    let throughput = Row { backend: format!("{backend} backlog"), events: snap.events_in, secs, p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: 0 };
+    let throughput = Row { backend: format!("{backend} backlog"), events: snap.events_in, secs, p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: 0, stages: snap.stage_secs };
 
     // Latency: a paced producer while the processor runs live.
     let metrics = retail_stream::StreamMetrics::new();
@@ -129,7 +130,7 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     cancel.cancel();
     processor.await??;
     let snap = counters.snapshot();
-    let latency = Row { backend: format!("{backend} paced"), events: snap.events_in, secs: start.elapsed().as_secs_f64(), p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: args.latency_rate };
+    let latency = Row { backend: format!("{backend} paced"), events: snap.events_in, secs: start.elapsed().as_secs_f64(), p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: args.latency_rate, stages: snap.stage_secs };
     Ok((throughput, latency))
 }
 
@@ -150,7 +151,7 @@ pub async fn run(args: BenchStreamArgs, config: &Config) -> anyhow::Result<()> {
     }
     let _ = BusOptions::default();
     println!("{:<18} {:>10} {:>9} {:>12} {:>10} {:>10} {:>10}", "run", "events", "seconds", "events/s", "offered/s", "p50 ms", "p99 ms");
-    for r in rows {
+    for r in &rows {
         let offered = if r.rate == 0 { "backlog".to_string() } else { r.rate.to_string() };
         println!(
             "{:<18} {:>10} {:>9.2} {:>12.0} {:>10} {:>10.0} {:>10.0}",
@@ -162,6 +163,19 @@ pub async fn run(args: BenchStreamArgs, config: &Config) -> anyhow::Result<()> {
             r.p50,
             r.p99
         );
+    }
+    println!();
+    print!("{:<18}", "stage seconds");
+    for s in retail_stream::Stage::ALL {
+        print!(" {:>10}", s.name());
+    }
+    println!();
+    for r in &rows {
+        print!("{:<18}", r.backend);
+        for v in r.stages {
+            print!(" {v:>10.2}");
+        }
+        println!();
     }
     println!("event→sink latency = bus append time → the batch's warehouse rows written (backlog rows include queueing behind the backlog).");
     Ok(())
