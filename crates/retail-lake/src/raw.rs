@@ -4,9 +4,14 @@ use crate::layout::{day_of_key, fnv1a, raw_day_prefix, safe_batch_id, RawKind};
 use crate::parquet_io::{batches_to_json_rows, rows_to_batch};
 use crate::{Lake, LakeError};
 use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    ArrayRef, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondArray, UInt32Builder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use retail_core::{CustomerEvent, Event, InventoryUpdate, PriceChange, RestockAlert, SaleTransaction};
+use retail_core::{
+    CustomerEvent, Event, InventoryReason, InventoryUpdate, PaymentMethod, PriceChange, RestockAlert, SaleTransaction,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -111,14 +116,14 @@ pub fn events_to_batch(kind: RawKind, events: &[&Event]) -> Result<RecordBatch, 
                 .iter()
                 .filter_map(|e| if let Event::Sale(s) = e { Some(s) } else { None })
                 .collect();
-            rows_to_batch(schema, &rows)
+            sales_to_batch(schema, &rows)
         }
         RawKind::Inventory => {
             let rows: Vec<&InventoryUpdate> = events
                 .iter()
                 .filter_map(|e| if let Event::Inventory(s) = e { Some(s) } else { None })
                 .collect();
-            rows_to_batch(schema, &rows)
+            inventory_to_batch(schema, &rows)
         }
         RawKind::Events => {
             let rows: Vec<EventRow> = events
@@ -141,6 +146,137 @@ pub fn events_to_batch(kind: RawKind, events: &[&Event]) -> Result<RecordBatch, 
             rows_to_batch(schema, &rows)
         }
     }
+}
+
+// Sales and inventory updates are most of the lake's rows, so they are built with Arrow builders
+// directly instead of through serde + arrow-json (which formats each timestamp as text and
+// parses it back). Same batch either way; the tests check it against the serde path.
+
+/// The serde name of a payment method (`#[serde(rename_all = "snake_case")]`).
+fn payment_method_str(m: PaymentMethod) -> &'static str {
+    match m {
+        PaymentMethod::CreditCard => "credit_card",
+        PaymentMethod::DebitCard => "debit_card",
+        PaymentMethod::Cash => "cash",
+        PaymentMethod::Mobile => "mobile",
+        PaymentMethod::GiftCard => "gift_card",
+    }
+}
+
+/// The serde name of an inventory reason (`#[serde(rename_all = "snake_case")]`).
+fn inventory_reason_str(r: InventoryReason) -> &'static str {
+    match r {
+        InventoryReason::Sale => "sale",
+        InventoryReason::Restock => "restock",
+        InventoryReason::Return => "return",
+        InventoryReason::Damage => "damage",
+        InventoryReason::Theft => "theft",
+        InventoryReason::CountCorrection => "count_correction",
+        InventoryReason::Transfer => "transfer",
+    }
+}
+
+fn strings(n: usize) -> StringBuilder {
+    StringBuilder::with_capacity(n, n * 16)
+}
+
+/// Microseconds since the epoch (what arrow-json makes of the RFC 3339 text), in the column's
+/// timezone.
+fn micros(schema: &SchemaRef, column: usize, values: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(values).with_data_type(schema.field(column).data_type().clone()))
+}
+
+fn sales_to_batch(schema: SchemaRef, rows: &[&SaleTransaction]) -> Result<RecordBatch, String> {
+    let n = rows.len();
+    let mut event_type = strings(n);
+    let mut schema_version = UInt32Builder::with_capacity(n);
+    let mut transaction_id = strings(n);
+    let mut basket_id = strings(n);
+    let mut store_id = strings(n);
+    let mut product_id = strings(n);
+    let mut quantity = Int32Builder::with_capacity(n);
+    let mut unit_price = Float64Builder::with_capacity(n);
+    let mut list_price = Float64Builder::with_capacity(n);
+    let mut discount_pct = Float64Builder::with_capacity(n);
+    let mut promotion_id = strings(n);
+    let mut timestamp = Vec::with_capacity(n);
+    let mut customer_id = strings(n);
+    let mut payment_method = strings(n);
+    for r in rows {
+        event_type.append_value(r.event_type.as_str());
+        schema_version.append_value(r.schema_version);
+        transaction_id.append_value(&r.transaction_id);
+        basket_id.append_value(&r.basket_id);
+        store_id.append_value(&r.store_id);
+        product_id.append_value(&r.product_id);
+        quantity.append_value(r.quantity);
+        unit_price.append_value(r.unit_price);
+        list_price.append_value(r.list_price);
+        discount_pct.append_value(r.discount_pct);
+        promotion_id.append_option(r.promotion_id.as_deref());
+        timestamp.push(r.timestamp.timestamp_micros());
+        customer_id.append_option(r.customer_id.as_deref());
+        payment_method.append_value(payment_method_str(r.payment_method));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(event_type.finish()),
+        Arc::new(schema_version.finish()),
+        Arc::new(transaction_id.finish()),
+        Arc::new(basket_id.finish()),
+        Arc::new(store_id.finish()),
+        Arc::new(product_id.finish()),
+        Arc::new(quantity.finish()),
+        Arc::new(unit_price.finish()),
+        Arc::new(list_price.finish()),
+        Arc::new(discount_pct.finish()),
+        Arc::new(promotion_id.finish()),
+        micros(&schema, 11, timestamp),
+        Arc::new(customer_id.finish()),
+        Arc::new(payment_method.finish()),
+    ];
+    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+}
+
+fn inventory_to_batch(schema: SchemaRef, rows: &[&InventoryUpdate]) -> Result<RecordBatch, String> {
+    let n = rows.len();
+    let mut event_type = strings(n);
+    let mut schema_version = UInt32Builder::with_capacity(n);
+    let mut inventory_id = strings(n);
+    let mut store_id = strings(n);
+    let mut product_id = strings(n);
+    let mut quantity_change = Int32Builder::with_capacity(n);
+    let mut previous_quantity = Int32Builder::with_capacity(n);
+    let mut new_quantity = Int32Builder::with_capacity(n);
+    let mut reason = strings(n);
+    let mut reference_id = strings(n);
+    let mut timestamp = Vec::with_capacity(n);
+    for r in rows {
+        event_type.append_value(r.event_type.as_str());
+        schema_version.append_value(r.schema_version);
+        inventory_id.append_value(&r.inventory_id);
+        store_id.append_value(&r.store_id);
+        product_id.append_value(&r.product_id);
+        quantity_change.append_value(r.quantity_change);
+        previous_quantity.append_value(r.previous_quantity);
+        new_quantity.append_value(r.new_quantity);
+        reason.append_value(inventory_reason_str(r.reason));
+        reference_id.append_option(r.reference_id.as_deref());
+        timestamp.push(r.timestamp.timestamp_micros());
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(event_type.finish()),
+        Arc::new(schema_version.finish()),
+        Arc::new(inventory_id.finish()),
+        Arc::new(store_id.finish()),
+        Arc::new(product_id.finish()),
+        Arc::new(quantity_change.finish()),
+        Arc::new(previous_quantity.finish()),
+        Arc::new(new_quantity.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(reference_id.finish()),
+        micros(&schema, 10, timestamp),
+    ];
+    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
 }
 
 /// Record batches of one kind → typed events.
@@ -285,5 +421,134 @@ impl Lake {
             report.files_after += 1;
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, TimeZone, Utc};
+    use retail_core::{EventType, SCHEMA_VERSION};
+
+    const PAYMENTS: [PaymentMethod; 5] =
+        [PaymentMethod::CreditCard, PaymentMethod::DebitCard, PaymentMethod::Cash, PaymentMethod::Mobile, PaymentMethod::GiftCard];
+    const REASONS: [InventoryReason; 7] = [
+        InventoryReason::Sale,
+        InventoryReason::Restock,
+        InventoryReason::Return,
+        InventoryReason::Damage,
+        InventoryReason::Theft,
+        InventoryReason::CountCorrection,
+        InventoryReason::Transfer,
+    ];
+    const NAMES: &[&str] = &["store_001", "", "SKU-ümlaut-€", "quote\"back\\slash\nnewline", "store_1000"];
+
+    fn serde_name<T: Serialize>(v: T) -> String {
+        serde_json::to_value(v).unwrap().as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn enum_names_are_the_serde_names() {
+        for m in PAYMENTS {
+            assert_eq!(payment_method_str(m), serde_name(m));
+        }
+        for r in REASONS {
+            assert_eq!(inventory_reason_str(r), serde_name(r));
+        }
+        for t in EventType::ALL {
+            assert_eq!(t.as_str(), serde_name(t));
+        }
+    }
+
+    /// Timestamps with sub-microsecond parts (truncated), before and after the epoch.
+    fn times() -> Vec<DateTime<Utc>> {
+        vec![
+            Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap() + chrono::Duration::microseconds(123_456),
+            Utc.with_ymd_and_hms(2025, 3, 30, 23, 59, 59).unwrap() + chrono::Duration::nanoseconds(999_999_999),
+            Utc.with_ymd_and_hms(1969, 12, 31, 23, 59, 59).unwrap() + chrono::Duration::nanoseconds(500_000_001),
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2031, 7, 4, 12, 0, 0).unwrap() + chrono::Duration::nanoseconds(1_999),
+        ]
+    }
+
+    fn events() -> Vec<Event> {
+        let times = times();
+        let mut out = Vec::new();
+        for i in 0..50usize {
+            let t = times[i % times.len()];
+            out.push(Event::Sale(SaleTransaction {
+                event_type: if i == 7 { EventType::InventoryUpdate } else { EventType::Sale },
+                schema_version: if i == 9 { u32::MAX } else { SCHEMA_VERSION },
+                transaction_id: format!("t-{i}"),
+                basket_id: format!("b-{}", i / 3),
+                store_id: NAMES[i % NAMES.len()].to_string(),
+                product_id: NAMES[(i + 1) % NAMES.len()].to_string(),
+                quantity: [1, 3, -2, 0, i32::MAX, i32::MIN][i % 6],
+                unit_price: [29.99, 59.979999, -1.5, 0.1 + 0.2, 1e300, f64::MIN_POSITIVE, -0.0][i % 7],
+                list_price: [34.99, 59.98, 0.0, 1.0 / 3.0][i % 4],
+                discount_pct: [0.0, 0.1428, 1.0 / 3.0, -0.0, 1.0][i % 5],
+                promotion_id: if i % 2 == 0 { Some(format!("promo-{i}")) } else { None },
+                timestamp: t,
+                customer_id: if i % 3 == 0 { None } else { Some(format!("cust_{i}")) },
+                payment_method: PAYMENTS[i % PAYMENTS.len()],
+            }));
+            out.push(Event::Inventory(InventoryUpdate {
+                event_type: if i == 8 { EventType::Sale } else { EventType::InventoryUpdate },
+                schema_version: SCHEMA_VERSION,
+                inventory_id: format!("i-{i}"),
+                store_id: NAMES[(i + 2) % NAMES.len()].to_string(),
+                product_id: NAMES[i % NAMES.len()].to_string(),
+                quantity_change: [-2, 120, 0, -1, i32::MIN, i32::MAX][i % 6],
+                previous_quantity: [50, 0, -3, 7][i % 4],
+                new_quantity: [48, 120, -4, 0, 9][i % 5],
+                reason: REASONS[i % REASONS.len()],
+                reference_id: if i % 4 == 1 { None } else { Some(format!("t-{i}")) },
+                timestamp: t,
+            }));
+            if i % 10 == 0 {
+                out.push(Event::Price(PriceChange {
+                    event_type: EventType::PriceChange,
+                    schema_version: SCHEMA_VERSION,
+                    price_change_id: format!("p-{i}"),
+                    store_id: "store_003".into(),
+                    product_id: "SKU9".into(),
+                    old_price: 10.0,
+                    new_price: 8.5,
+                    reason: retail_core::PriceChangeReason::Promotion,
+                    promotion_id: None,
+                    timestamp: t,
+                }));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sales_batch_equals_serde_path() {
+        let events = events();
+        let refs: Vec<&Event> = events.iter().collect();
+        let rows: Vec<&SaleTransaction> = events.iter().filter_map(|e| if let Event::Sale(s) = e { Some(s) } else { None }).collect();
+        let batch = events_to_batch(RawKind::Sales, &refs).unwrap();
+        assert_eq!(batch, rows_to_batch(sales_schema(), &rows).unwrap());
+        assert_eq!(batch.num_rows(), 50);
+        assert_eq!(events_to_batch(RawKind::Sales, &[]).unwrap(), rows_to_batch::<&SaleTransaction>(sales_schema(), &[]).unwrap());
+        assert_eq!(batch.column(10).null_count(), rows.iter().filter(|r| r.promotion_id.is_none()).count());
+        assert_eq!(batch.column(12).null_count(), rows.iter().filter(|r| r.customer_id.is_none()).count());
+    }
+
+    #[test]
+    fn inventory_batch_equals_serde_path() {
+        let events = events();
+        let refs: Vec<&Event> = events.iter().collect();
+        let rows: Vec<&InventoryUpdate> =
+            events.iter().filter_map(|e| if let Event::Inventory(s) = e { Some(s) } else { None }).collect();
+        let batch = events_to_batch(RawKind::Inventory, &refs).unwrap();
+        assert_eq!(batch, rows_to_batch(inventory_schema(), &rows).unwrap());
+        assert_eq!(batch.num_rows(), 50);
+        assert_eq!(batch.column(9).null_count(), rows.iter().filter(|r| r.reference_id.is_none()).count());
+        assert_eq!(
+            events_to_batch(RawKind::Inventory, &[]).unwrap(),
+            rows_to_batch::<&InventoryUpdate>(inventory_schema(), &[]).unwrap()
+        );
     }
 }

@@ -4,9 +4,14 @@
 use crate::schema::{self, Table};
 use crate::{DateRow, WarehouseError};
 use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, Date32Builder, Decimal128Array, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampSecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One feature value (`feature_store`), written by the feature-engineering job.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -105,6 +110,48 @@ fn to_batch<S: Serialize>(table: &Table, rows: &[S]) -> Result<RecordBatch, Ware
         .map_err(|e| WarehouseError::Other(format!("cannot convert rows for {}: {e}", table.name)))
 }
 
+// The hot tables (facts, windows, stock) are built with Arrow builders directly rather than
+// through serde + arrow-json, which formats every timestamp and decimal as text and parses it
+// back. The result is the same batch; the tests below check it against the serde path.
+
+fn strings(n: usize) -> StringBuilder {
+    StringBuilder::with_capacity(n, n * 16)
+}
+
+/// A `Decimal(·,2)` value: what the serde path stores for `cents(x)` (its text, parsed), and the
+/// same error when it does not fit the precision (or is not finite).
+fn money(table: &Table, column: &str, x: f64) -> Result<i128, WarehouseError> {
+    let cents = (x * 100.0).round();
+    // Decimal(10,2) holds up to 10 digits; the larger Decimal(18,2) is never built from rows.
+    if cents.is_finite() && cents.abs() < 1e10 {
+        Ok(cents as i128)
+    } else {
+        Err(WarehouseError::Other(format!("cannot convert rows for {}: {column} = {x} does not fit Decimal(10, 2)", table.name)))
+    }
+}
+
+fn decimals(schema: &SchemaRef, column: usize, values: Vec<i128>) -> Result<ArrayRef, WarehouseError> {
+    // money() produces Decimal(10,2) values; any other column type is a bug here, not data.
+    if *schema.field(column).data_type() != DataType::Decimal128(10, 2) {
+        return Err(WarehouseError::Other(format!("column {} is not Decimal(10, 2)", schema.field(column).name())));
+    }
+    let array = Decimal128Array::from(values)
+        .with_precision_and_scale(10, 2)
+        .map_err(|e| WarehouseError::Other(e.to_string()))?;
+    Ok(Arc::new(array))
+}
+
+/// Whole seconds since the epoch (floor, as the serde path's RFC 3339 parse gives), with the
+/// column's timezone.
+fn seconds(schema: &SchemaRef, column: usize, values: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampSecondArray::from(values).with_data_type(schema.field(column).data_type().clone()))
+}
+
+fn assemble(table: &Table, schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch, WarehouseError> {
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| WarehouseError::Other(format!("cannot convert rows for {}: {e}", table.name)))
+}
+
 pub fn stores_batch(rows: &[Store]) -> Result<RecordBatch, WarehouseError> {
     let out: Vec<StoreRow> = rows
         .iter()
@@ -163,23 +210,170 @@ pub fn dates_batch(rows: &[DateRow]) -> Result<RecordBatch, WarehouseError> {
 }
 
 pub fn sales_batch(rows: &[FactSale]) -> Result<RecordBatch, WarehouseError> {
-    let out: Vec<FactSale> = rows
-        .iter()
-        .map(|r| FactSale { revenue: cents(r.revenue), cost: cents(r.cost), profit: cents(r.profit), ..r.clone() })
-        .collect();
-    to_batch(&schema::FACT_SALES, &out)
+    let table = &schema::FACT_SALES;
+    let schema = table.arrow_schema();
+    let n = rows.len();
+    let mut sale_id = strings(n);
+    let mut date_key = Date32Builder::with_capacity(n);
+    let mut product_key = strings(n);
+    let mut store_key = strings(n);
+    let mut quantity = Int32Builder::with_capacity(n);
+    let mut revenue = Vec::with_capacity(n);
+    let mut cost = Vec::with_capacity(n);
+    let mut profit = Vec::with_capacity(n);
+    let mut unit_price = Float64Builder::with_capacity(n);
+    let mut discount_pct = Float64Builder::with_capacity(n);
+    let mut basket_id = strings(n);
+    let mut customer_id = strings(n);
+    let mut payment_method = strings(n);
+    let mut event_time = Vec::with_capacity(n);
+    for r in rows {
+        sale_id.append_value(&r.sale_id);
+        date_key.append_value(Date32Type::from_naive_date(r.date_key));
+        product_key.append_value(&r.product_key);
+        store_key.append_value(&r.store_key);
+        quantity.append_value(r.quantity);
+        revenue.push(money(table, "revenue", r.revenue)?);
+        cost.push(money(table, "cost", r.cost)?);
+        profit.push(money(table, "profit", r.profit)?);
+        unit_price.append_value(r.unit_price);
+        discount_pct.append_value(r.discount_pct);
+        basket_id.append_value(&r.basket_id);
+        customer_id.append_option(r.customer_id.as_deref());
+        payment_method.append_value(&r.payment_method);
+        event_time.push(r.event_time.timestamp());
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(sale_id.finish()),
+        Arc::new(date_key.finish()),
+        Arc::new(product_key.finish()),
+        Arc::new(store_key.finish()),
+        Arc::new(quantity.finish()),
+        decimals(&schema, 5, revenue)?,
+        decimals(&schema, 6, cost)?,
+        decimals(&schema, 7, profit)?,
+        Arc::new(unit_price.finish()),
+        Arc::new(discount_pct.finish()),
+        Arc::new(basket_id.finish()),
+        Arc::new(customer_id.finish()),
+        Arc::new(payment_method.finish()),
+        seconds(&schema, 13, event_time),
+    ];
+    assemble(table, schema, columns)
 }
 
 pub fn inventory_batch(rows: &[FactInventory]) -> Result<RecordBatch, WarehouseError> {
-    to_batch(&schema::FACT_INVENTORY, rows)
+    let table = &schema::FACT_INVENTORY;
+    let schema = table.arrow_schema();
+    let n = rows.len();
+    let mut inventory_id = strings(n);
+    let mut date_key = Date32Builder::with_capacity(n);
+    let mut product_key = strings(n);
+    let mut store_key = strings(n);
+    let mut quantity_on_hand = Int32Builder::with_capacity(n);
+    let mut reorder_point = Int32Builder::with_capacity(n);
+    let mut safety_stock = Int32Builder::with_capacity(n);
+    let mut quantity_change = Int32Builder::with_capacity(n);
+    let mut reason = strings(n);
+    let mut event_time = Vec::with_capacity(n);
+    for r in rows {
+        inventory_id.append_value(&r.inventory_id);
+        date_key.append_value(Date32Type::from_naive_date(r.date_key));
+        product_key.append_value(&r.product_key);
+        store_key.append_value(&r.store_key);
+        quantity_on_hand.append_value(r.quantity_on_hand);
+        reorder_point.append_value(r.reorder_point);
+        safety_stock.append_value(r.safety_stock);
+        quantity_change.append_value(r.quantity_change);
+        reason.append_value(&r.reason);
+        event_time.push(r.event_time.timestamp());
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(inventory_id.finish()),
+        Arc::new(date_key.finish()),
+        Arc::new(product_key.finish()),
+        Arc::new(store_key.finish()),
+        Arc::new(quantity_on_hand.finish()),
+        Arc::new(reorder_point.finish()),
+        Arc::new(safety_stock.finish()),
+        Arc::new(quantity_change.finish()),
+        Arc::new(reason.finish()),
+        seconds(&schema, 9, event_time),
+    ];
+    assemble(table, schema, columns)
 }
 
 pub fn windows_batch(rows: &[SalesWindow]) -> Result<RecordBatch, WarehouseError> {
-    to_batch(&schema::RT_SALES_5MIN, rows)
+    let table = &schema::RT_SALES_5MIN;
+    let schema = table.arrow_schema();
+    let n = rows.len();
+    let mut store_id = strings(n);
+    let mut product_id = strings(n);
+    let mut window_start = Vec::with_capacity(n);
+    let mut window_end = Vec::with_capacity(n);
+    let mut units = Int64Builder::with_capacity(n);
+    let mut revenue = Float64Builder::with_capacity(n);
+    let mut transactions = Int64Builder::with_capacity(n);
+    let mut avg_price = Float64Builder::with_capacity(n);
+    let mut distinct_customers = Int64Builder::with_capacity(n);
+    for r in rows {
+        store_id.append_value(&r.store_id);
+        product_id.append_value(&r.product_id);
+        window_start.push(r.window_start.timestamp());
+        window_end.push(r.window_end.timestamp());
+        units.append_value(r.units);
+        revenue.append_value(r.revenue);
+        transactions.append_value(r.transactions);
+        avg_price.append_value(r.avg_price);
+        distinct_customers.append_value(r.distinct_customers);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(store_id.finish()),
+        Arc::new(product_id.finish()),
+        seconds(&schema, 2, window_start),
+        seconds(&schema, 3, window_end),
+        Arc::new(units.finish()),
+        Arc::new(revenue.finish()),
+        Arc::new(transactions.finish()),
+        Arc::new(avg_price.finish()),
+        Arc::new(distinct_customers.finish()),
+    ];
+    assemble(table, schema, columns)
 }
 
 pub fn stock_batch(rows: &[StockLevel]) -> Result<RecordBatch, WarehouseError> {
-    to_batch(&schema::RT_STOCK, rows)
+    let table = &schema::RT_STOCK;
+    let schema = table.arrow_schema();
+    let n = rows.len();
+    let mut store_id = strings(n);
+    let mut product_id = strings(n);
+    let mut on_hand = Int32Builder::with_capacity(n);
+    let mut reorder_point = Int32Builder::with_capacity(n);
+    let mut velocity_per_hour = Float64Builder::with_capacity(n);
+    let mut days_of_cover = Float64Builder::with_capacity(n);
+    let mut stockout_risk = Float64Builder::with_capacity(n);
+    let mut updated_at = Vec::with_capacity(n);
+    for r in rows {
+        store_id.append_value(&r.store_id);
+        product_id.append_value(&r.product_id);
+        on_hand.append_value(r.on_hand);
+        reorder_point.append_value(r.reorder_point);
+        velocity_per_hour.append_value(r.velocity_per_hour);
+        days_of_cover.append_value(r.days_of_cover);
+        stockout_risk.append_value(r.stockout_risk);
+        updated_at.push(r.updated_at.timestamp());
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(store_id.finish()),
+        Arc::new(product_id.finish()),
+        Arc::new(on_hand.finish()),
+        Arc::new(reorder_point.finish()),
+        Arc::new(velocity_per_hour.finish()),
+        Arc::new(days_of_cover.finish()),
+        Arc::new(stockout_risk.finish()),
+        seconds(&schema, 7, updated_at),
+    ];
+    assemble(table, schema, columns)
 }
 
 pub fn alerts_batch(rows: &[RestockAlert]) -> Result<RecordBatch, WarehouseError> {
@@ -214,4 +408,182 @@ pub fn features_batch(rows: &[FeatureValue]) -> Result<RecordBatch, WarehouseErr
 
 pub fn predictions_batch(rows: &[Prediction]) -> Result<RecordBatch, WarehouseError> {
     to_batch(&schema::PREDICTIONS, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    // The serde + arrow-json path these builders replaced, kept to check them against.
+    fn sales_batch_via_serde(rows: &[FactSale]) -> Result<RecordBatch, WarehouseError> {
+        let out: Vec<FactSale> = rows
+            .iter()
+            .map(|r| FactSale { revenue: cents(r.revenue), cost: cents(r.cost), profit: cents(r.profit), ..r.clone() })
+            .collect();
+        to_batch(&schema::FACT_SALES, &out)
+    }
+
+    fn inventory_batch_via_serde(rows: &[FactInventory]) -> Result<RecordBatch, WarehouseError> {
+        to_batch(&schema::FACT_INVENTORY, rows)
+    }
+
+    fn windows_batch_via_serde(rows: &[SalesWindow]) -> Result<RecordBatch, WarehouseError> {
+        to_batch(&schema::RT_SALES_5MIN, rows)
+    }
+
+    fn stock_batch_via_serde(rows: &[StockLevel]) -> Result<RecordBatch, WarehouseError> {
+        to_batch(&schema::RT_STOCK, rows)
+    }
+
+    /// Timestamps with and without sub-second parts, before and after the epoch.
+    fn times() -> Vec<DateTime<Utc>> {
+        vec![
+            Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap(),
+            Utc.with_ymd_and_hms(2025, 3, 30, 23, 59, 59).unwrap() + chrono::Duration::nanoseconds(999_999_999),
+            Utc.with_ymd_and_hms(2024, 2, 29, 0, 0, 1).unwrap() + chrono::Duration::microseconds(123_456),
+            Utc.with_ymd_and_hms(1969, 12, 31, 23, 59, 59).unwrap() + chrono::Duration::milliseconds(500),
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2031, 7, 4, 12, 0, 0).unwrap() + chrono::Duration::nanoseconds(1),
+        ]
+    }
+
+    /// Money values that exercise rounding: binary fractions just below a cent, halves, negatives,
+    /// negative zero after rounding, the largest Decimal(10,2), tiny values.
+    const MONEY: &[f64] = &[
+        59.979999, 59.98, 19.99, 0.1 + 0.2, -12.345, -0.004, -0.0, 0.005, 1.005, 2.675, 123456.785, 99_999_999.99,
+        -99_999_999.99, 1e-9, 0.0, 7.0, 33.333333333, -59.979999, 1234.5649999,
+    ];
+
+    const NAMES: &[&str] = &["store_001", "", "SKU-ümlaut-€", "quote\"back\\slash\nnewline", "store_1000"];
+
+    fn sales() -> Vec<FactSale> {
+        let times = times();
+        (0..60)
+            .map(|i| {
+                let t = times[i % times.len()];
+                FactSale {
+                    sale_id: format!("t-{i}"),
+                    date_key: t.date_naive(),
+                    product_key: NAMES[(i + 1) % NAMES.len()].to_string(),
+                    store_key: NAMES[i % NAMES.len()].to_string(),
+                    quantity: [3, -2, 0, 1, i32::MAX, i32::MIN][i % 6],
+                    revenue: MONEY[i % MONEY.len()],
+                    cost: MONEY[(i * 7 + 3) % MONEY.len()],
+                    profit: MONEY[(i * 5 + 1) % MONEY.len()] * -0.37,
+                    unit_price: [29.99, 59.979999, -1.5, 0.1 + 0.2, 1e300, f64::MIN_POSITIVE][i % 6],
+                    discount_pct: [0.0, 0.1428, 1.0 / 3.0, -0.0][i % 4],
+                    basket_id: format!("b-{}", i / 3),
+                    customer_id: if i % 3 == 0 { None } else { Some(format!("cust_{i}")) },
+                    payment_method: ["credit_card", "cash", "mobile", "gift_card", "debit_card"][i % 5].to_string(),
+                    event_time: t,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sales_batch_equals_serde_path() {
+        let rows = sales();
+        let batch = sales_batch(&rows).unwrap();
+        assert_eq!(batch, sales_batch_via_serde(&rows).unwrap());
+        assert_eq!(batch.num_rows(), rows.len());
+        assert_eq!(batch.column(11).null_count(), rows.iter().filter(|r| r.customer_id.is_none()).count());
+        assert_eq!(sales_batch(&[]).unwrap(), sales_batch_via_serde(&[]).unwrap());
+    }
+
+    #[test]
+    fn money_rounds_like_the_text_path() {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Decimal128Type;
+        // One value per row, in `revenue`, so each is checked on its own too.
+        let base = sales()[0].clone();
+        for &x in MONEY {
+            let rows = vec![FactSale { revenue: x, ..base.clone() }];
+            let new = sales_batch(&rows).unwrap();
+            assert_eq!(new, sales_batch_via_serde(&rows).unwrap(), "revenue {x}");
+            let cents = new.column(5).as_primitive::<Decimal128Type>().value(0);
+            assert_eq!(cents, (x * 100.0).round() as i128, "revenue {x}");
+        }
+        let v = |x: f64| {
+            let rows = vec![FactSale { revenue: x, ..base.clone() }];
+            sales_batch(&rows).unwrap().column(5).as_primitive::<Decimal128Type>().value(0)
+        };
+        assert_eq!(v(59.979999), 5998);
+        assert_eq!(v(-59.979999), -5998);
+        assert_eq!(v(-12.345), -1235);
+        assert_eq!(v(-0.004), 0);
+        // What does not fit Decimal(10,2) (or is not a number) fails on both paths.
+        for x in [100_000_000.0, -100_000_000.0, 1e20, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let rows = vec![FactSale { cost: x, ..base.clone() }];
+            assert!(sales_batch_via_serde(&rows).is_err(), "serde path accepted {x}");
+            assert!(sales_batch(&rows).is_err(), "builder path accepted {x}");
+        }
+    }
+
+    #[test]
+    fn inventory_batch_equals_serde_path() {
+        let times = times();
+        let rows: Vec<FactInventory> = (0..40)
+            .map(|i| {
+                let t = times[i % times.len()];
+                FactInventory {
+                    inventory_id: format!("i-{i}"),
+                    date_key: t.date_naive(),
+                    product_key: NAMES[(i + 2) % NAMES.len()].to_string(),
+                    store_key: NAMES[i % NAMES.len()].to_string(),
+                    quantity_on_hand: [48, 0, -3, 1000, i32::MIN][i % 5],
+                    reorder_point: [10, 0, 25][i % 3],
+                    safety_stock: [5, 0, 12, 7][i % 4],
+                    quantity_change: [-2, 120, 0, -1, 3, -50, i32::MAX][i % 7],
+                    reason: ["sale", "restock", "return", "damage", "theft", "count_correction", "transfer"][i % 7].to_string(),
+                    event_time: t,
+                }
+            })
+            .collect();
+        assert_eq!(inventory_batch(&rows).unwrap(), inventory_batch_via_serde(&rows).unwrap());
+        assert_eq!(inventory_batch(&[]).unwrap(), inventory_batch_via_serde(&[]).unwrap());
+    }
+
+    #[test]
+    fn windows_batch_equals_serde_path() {
+        let times = times();
+        let rows: Vec<SalesWindow> = (0..40)
+            .map(|i| {
+                let start = times[i % times.len()];
+                SalesWindow {
+                    store_id: NAMES[i % NAMES.len()].to_string(),
+                    product_id: NAMES[(i + 3) % NAMES.len()].to_string(),
+                    window_start: start,
+                    window_end: start + chrono::Duration::minutes(5),
+                    units: [0, 7, -2, i64::MAX, i64::MIN][i % 5],
+                    revenue: MONEY[i % MONEY.len()] * 3.0,
+                    transactions: [0, 3, 1, 1 << 40][i % 4],
+                    avg_price: [59.979999, 0.0, -4.25, 1.0 / 3.0, f64::MAX][i % 5],
+                    distinct_customers: [0, 2, 1][i % 3],
+                }
+            })
+            .collect();
+        assert_eq!(windows_batch(&rows).unwrap(), windows_batch_via_serde(&rows).unwrap());
+        assert_eq!(windows_batch(&[]).unwrap(), windows_batch_via_serde(&[]).unwrap());
+    }
+
+    #[test]
+    fn stock_batch_equals_serde_path() {
+        let times = times();
+        let rows: Vec<StockLevel> = (0..40)
+            .map(|i| StockLevel {
+                store_id: NAMES[i % NAMES.len()].to_string(),
+                product_id: NAMES[(i + 4) % NAMES.len()].to_string(),
+                on_hand: [12, 0, -5, 300][i % 4],
+                reorder_point: [10, 0, 40][i % 3],
+                velocity_per_hour: [0.0, 1.234567, 0.1 + 0.2, 1e-12, 250.5][i % 5],
+                days_of_cover: [0.0, 3.5, 1e9, -0.0, 59.979999, f64::INFINITY][i % 6],
+                stockout_risk: [0.0, 1.0, 0.4999999, 0.05][i % 4],
+                updated_at: times[i % times.len()],
+            })
+            .collect();
+        assert_eq!(stock_batch(&rows).unwrap(), stock_batch_via_serde(&rows).unwrap());
+        assert_eq!(stock_batch(&[]).unwrap(), stock_batch_via_serde(&[]).unwrap());
+    }
 }
