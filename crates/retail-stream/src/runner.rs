@@ -32,6 +32,10 @@ pub struct StreamConfig {
     pub topics: Vec<String>,
     /// Records per poll.
     pub max_batch: usize,
+    /// A poll's records are processed in chunks of this many; a chunk's sink writes run while
+    /// the next chunk is processed (two cores busy instead of one). Every write of a poll is
+    /// finished before the next poll, so a rebalance never finds a write in flight.
+    pub sink_chunk: usize,
     pub poll_timeout: Duration,
     /// Checkpoint and commit at least this often (wall time) while records flow.
     pub checkpoint_interval: Duration,
@@ -56,7 +60,8 @@ impl Default for StreamConfig {
                 topics::PRICE_CHANGES.into(),
                 topics::CUSTOMER_EVENTS.into(),
             ],
-            max_batch: 20_000,
+            max_batch: 40_000,
+            sink_chunk: 10_000,
             poll_timeout: Duration::from_millis(200),
             checkpoint_interval: Duration::from_secs(5),
             lake_flush_events: 200_000,
@@ -79,6 +84,8 @@ pub enum StreamError {
     State(#[from] StateError),
     #[error("{topic}/{partition}: the bus keeps delivering from offset {got} although the checkpoint resumes at {expected}; refusing to skip records")]
     Gap { topic: String, partition: i32, expected: i64, got: i64 },
+    #[error("sink task failed: {0}")]
+    Sink(String),
     #[error("checkpoint `{key}` is unreadable: {reason}")]
     Checkpoint { key: String, reason: String },
 }
@@ -90,6 +97,23 @@ pub struct RunSummary {
     pub valid: u64,
     pub dead_letters: u64,
     pub checkpoints: u64,
+}
+
+/// The handles a sink task needs (all cheap clones).
+#[derive(Clone)]
+struct Sinks {
+    bus: Arc<dyn EventBus>,
+    lake: Lake,
+    warehouse: Arc<dyn Warehouse>,
+    metrics: StreamMetrics,
+}
+
+/// One chunk's writes, handed to a task: the processor's outputs, full raw buffers for the
+/// lake, and the chunk's bus append times (for event→sink latency).
+struct SinkJob {
+    out: Outputs,
+    lake: Vec<(TopicKind, String, Vec<Event>)>,
+    appended_ms: Vec<i64>,
 }
 
 struct RawBuf {
@@ -139,7 +163,9 @@ pub struct Runner {
     consumer: Box<dyn Consumer>,
     raw: BTreeMap<(TopicKind, i32), RawBuf>,
     owned: BTreeMap<(TopicKind, i32), Owned>,
-    out: Outputs,
+    /// Output buffers returned by finished sink tasks, reused by the next chunk.
+    spare: Vec<Outputs>,
+    inflight: Option<tokio::task::JoinHandle<Result<Outputs, StreamError>>>,
     last_checkpoint: Instant,
     dirty_since_checkpoint: bool,
     summary: RunSummary,
@@ -205,6 +231,89 @@ fn parse_batch_key(key: &str) -> Option<(&str, i32, i64)> {
     Some((it.next()?, partition, first))
 }
 
+/// One chunk's writes: warehouse rows, dead letters and alerts to the bus, full raw buffers to
+/// the lake; then its latency. Returns the output buffers for reuse.
+async fn run_sink_job(sinks: Sinks, job: SinkJob) -> Result<Outputs, StreamError> {
+    let SinkJob { out, lake, appended_ms } = job;
+    let t = Instant::now();
+    write_warehouse_and_bus(&sinks, &out).await?;
+    sinks.metrics.add_stage_time(Stage::Warehouse, t.elapsed());
+    write_lake(&sinks, lake).await?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let c = &sinks.metrics.counters;
+    for ms in &appended_ms {
+        let lat = now_ms - ms;
+        c.record_latency(lat, 1);
+        sinks.metrics.event_to_sink.observe(lat.max(0) as f64 / 1000.0);
+    }
+    c.sunk.fetch_add(appended_ms.len() as u64, Ordering::Relaxed);
+    for w in &out.windows {
+        let behind = now_ms - w.window_end.timestamp_millis();
+        if behind >= 0 {
+            sinks.metrics.window_latency.observe(behind as f64 / 1000.0);
+        }
+    }
+    Ok(out)
+}
+
+async fn write_lake(sinks: &Sinks, writes: Vec<(TopicKind, String, Vec<Event>)>) -> Result<(), StreamError> {
+    for (kind, name, events) in writes {
+        let t = Instant::now();
+        let lake = &sinks.lake;
+        retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&name, &events)).await?;
+        sinks.metrics.add_stage_time(Stage::Lake, t.elapsed());
+        sunk(&sinks.metrics, &format!("lake_{}", kind.lake_kind()), events.len());
+    }
+    Ok(())
+}
+
+fn sunk(metrics: &StreamMetrics, sink: &str, n: usize) {
+    if n > 0 {
+        metrics.events_out.get_or_create(&vec![("sink".into(), sink.to_string())]).inc_by(n as u64);
+    }
+}
+
+async fn write_warehouse_and_bus(sinks: &Sinks, out: &Outputs) -> Result<(), StreamError> {
+    let wh = &sinks.warehouse;
+    let r = WarehouseError::is_retryable;
+    let sales = async { if out.sales.is_empty() { Ok(()) } else { retry("fact_sales insert", r, || wh.insert_sales(&out.sales)).await } };
+    let inv = async { if out.inventory.is_empty() { Ok(()) } else { retry("fact_inventory insert", r, || wh.insert_inventory(&out.inventory)).await } };
+    let win = async { if out.windows.is_empty() { Ok(()) } else { retry("rt_sales_5min upsert", r, || wh.upsert_sales_windows(&out.windows)).await } };
+    let stock = async { if out.stock.is_empty() { Ok(()) } else { retry("rt_stock upsert", r, || wh.upsert_stock(&out.stock)).await } };
+    let alerts = async { if out.alerts.is_empty() { Ok(()) } else { retry("rt_restock_alerts insert", r, || wh.insert_alerts(&out.alerts)).await } };
+    let anomalies = async { if out.anomalies.is_empty() { Ok(()) } else { retry("rt_anomalies insert", r, || wh.insert_anomalies(&out.anomalies)).await } };
+    tokio::try_join!(sales, inv, win, stock, alerts, anomalies)?;
+    let m = &sinks.metrics;
+    sunk(m, "fact_sales", out.sales.len());
+    sunk(m, "fact_inventory", out.inventory.len());
+    sunk(m, "rt_sales_5min", out.windows.len());
+    sunk(m, "rt_stock", out.stock.len());
+    sunk(m, "rt_restock_alerts", out.alerts.len());
+    sunk(m, "rt_anomalies", out.anomalies.len());
+
+    // Dead letters and alerts to the bus: at-least-once (a replay may publish them again;
+    // each carries its source offset or stable alert id, so readers can drop repeats).
+    let dlq: Vec<(Vec<u8>, Vec<u8>)> = out
+        .dead_letters
+        .iter()
+        .map(|d| (d.source_topic.as_bytes().to_vec(), serde_json::to_vec(d).unwrap_or_default()))
+        .collect();
+    let alerts: Vec<(Vec<u8>, Vec<u8>)> = out
+        .alerts
+        .iter()
+        .map(|a| (a.store_id.as_bytes().to_vec(), Event::Alert(a.clone()).to_json()))
+        .collect();
+    let mut records: Vec<Record> = dlq.iter().map(|(k, p)| Record { topic: topics::DEAD_LETTER, key: k, payload: p }).collect();
+    records.extend(alerts.iter().map(|(k, p)| Record { topic: topics::RESTOCK_ALERTS, key: k, payload: p }));
+    if !records.is_empty() {
+        let bus = &sinks.bus;
+        retry("dead-letter/alert publish", BusError::is_retryable, || bus.publish(&records)).await?;
+        sunk(m, "dead_letter", dlq.len());
+        sunk(m, "restock_alerts_topic", alerts.len());
+    }
+    Ok(())
+}
+
 impl Runner {
     pub async fn start(
         cfg: StreamConfig,
@@ -227,7 +336,8 @@ impl Runner {
             consumer,
             raw: BTreeMap::new(),
             owned: BTreeMap::new(),
-            out: Outputs::default(),
+            spare: Vec::new(),
+            inflight: None,
             last_checkpoint: Instant::now(),
             dirty_since_checkpoint: false,
             summary: RunSummary::default(),
@@ -388,17 +498,38 @@ impl Runner {
         Ok(())
     }
 
+    /// Process a poll's records chunk by chunk, each chunk's sink writes overlapping the next
+    /// chunk's processing; returns once every write of the poll is done.
     async fn process(&mut self, msgs: &[Message]) -> Result<(), StreamError> {
+        let chunk = self.cfg.sink_chunk.max(1);
+        for part in msgs.chunks(chunk) {
+            let job = self.apply(part).await?;
+            self.wait_for_sinks().await?;
+            let sinks = Sinks { bus: self.bus.clone(), lake: self.lake.clone(), warehouse: self.warehouse.clone(), metrics: self.metrics.clone() };
+            self.inflight = Some(tokio::spawn(run_sink_job(sinks, job)));
+        }
+        self.wait_for_sinks().await
+    }
+
+    async fn wait_for_sinks(&mut self) -> Result<(), StreamError> {
+        if let Some(task) = self.inflight.take() {
+            let out = task.await.map_err(|e| StreamError::Sink(e.to_string()))??;
+            self.spare.push(out);
+        }
+        Ok(())
+    }
+
+    /// The processor over one chunk, and the raw buffers that are full now (their partitions'
+    /// uncommitted leftovers cleaned first, so the task's writes never race a cleanup).
+    async fn apply(&mut self, msgs: &[Message]) -> Result<SinkJob, StreamError> {
         let t = Instant::now();
-        let mut out = std::mem::take(&mut self.out);
+        let mut out = self.spare.pop().unwrap_or_default();
         out.clear();
         for m in msgs {
             self.processor.process(m, &mut out);
         }
         self.processor.flush(&mut out);
         self.account(msgs, &out);
-        self.metrics.add_stage_time(Stage::Process, t.elapsed());
-
         for r in out.raw.drain(..) {
             let key = (r.kind, r.partition);
             if let Some(o) = self.owned.get_mut(&key) {
@@ -414,29 +545,16 @@ impl Runner {
             buf.last = r.offset;
             buf.events.push(r.event);
         }
-        let t = Instant::now();
-        self.write_warehouse_and_bus(&out).await?;
-        self.metrics.add_stage_time(Stage::Warehouse, t.elapsed());
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let c = &self.metrics.counters;
-        for m in msgs {
-            let lat = now_ms - m.timestamp_ms;
-            c.record_latency(lat, 1);
-            self.metrics.event_to_sink.observe(lat.max(0) as f64 / 1000.0);
-        }
-        c.sunk.fetch_add(msgs.len() as u64, Ordering::Relaxed);
-        for w in &out.windows {
-            let behind = now_ms - w.window_end.timestamp_millis();
-            if behind >= 0 {
-                self.metrics.window_latency.observe(behind as f64 / 1000.0);
+        let appended_ms = msgs.iter().map(|m| m.timestamp_ms).collect();
+        self.metrics.add_stage_time(Stage::Process, t.elapsed());
+        let full: Vec<(TopicKind, i32)> = self.raw.iter().filter(|(_, b)| b.events.len() >= self.cfg.lake_flush_events).map(|(k, _)| *k).collect();
+        let mut lake = Vec::new();
+        for k in full {
+            if let Some(w) = self.take_raw(k).await? {
+                lake.push(w);
             }
         }
-        let full: Vec<(TopicKind, i32)> = self.raw.iter().filter(|(_, b)| b.events.len() >= self.cfg.lake_flush_events).map(|(k, _)| *k).collect();
-        for k in full {
-            self.flush_raw(k).await?;
-        }
-        self.out = out;
-        Ok(())
+        Ok(SinkJob { out, lake, appended_ms })
     }
 
     fn account(&mut self, msgs: &[Message], out: &Outputs) {
@@ -465,52 +583,6 @@ impl Runner {
         self.summary.records += msgs.len() as u64;
         self.summary.valid += s.valid;
         self.summary.dead_letters += out.dead_letters.len() as u64;
-    }
-
-    fn sunk(&self, sink: &str, n: usize) {
-        if n > 0 {
-            self.metrics.events_out.get_or_create(&vec![("sink".into(), sink.to_string())]).inc_by(n as u64);
-        }
-    }
-
-    async fn write_warehouse_and_bus(&self, out: &Outputs) -> Result<(), StreamError> {
-        let wh = &self.warehouse;
-        let r = WarehouseError::is_retryable;
-        let sales = async { if out.sales.is_empty() { Ok(()) } else { retry("fact_sales insert", r, || wh.insert_sales(&out.sales)).await } };
-        let inv = async { if out.inventory.is_empty() { Ok(()) } else { retry("fact_inventory insert", r, || wh.insert_inventory(&out.inventory)).await } };
-        let win = async { if out.windows.is_empty() { Ok(()) } else { retry("rt_sales_5min upsert", r, || wh.upsert_sales_windows(&out.windows)).await } };
-        let stock = async { if out.stock.is_empty() { Ok(()) } else { retry("rt_stock upsert", r, || wh.upsert_stock(&out.stock)).await } };
-        let alerts = async { if out.alerts.is_empty() { Ok(()) } else { retry("rt_restock_alerts insert", r, || wh.insert_alerts(&out.alerts)).await } };
-        let anomalies = async { if out.anomalies.is_empty() { Ok(()) } else { retry("rt_anomalies insert", r, || wh.insert_anomalies(&out.anomalies)).await } };
-        tokio::try_join!(sales, inv, win, stock, alerts, anomalies)?;
-        self.sunk("fact_sales", out.sales.len());
-        self.sunk("fact_inventory", out.inventory.len());
-        self.sunk("rt_sales_5min", out.windows.len());
-        self.sunk("rt_stock", out.stock.len());
-        self.sunk("rt_restock_alerts", out.alerts.len());
-        self.sunk("rt_anomalies", out.anomalies.len());
-
-        // Dead letters and alerts to the bus: at-least-once (a replay may publish them again;
-        // each carries its source offset or stable alert id, so readers can drop repeats).
-        let dlq: Vec<(Vec<u8>, Vec<u8>)> = out
-            .dead_letters
-            .iter()
-            .map(|d| (d.source_topic.as_bytes().to_vec(), serde_json::to_vec(d).unwrap_or_default()))
-            .collect();
-        let alerts: Vec<(Vec<u8>, Vec<u8>)> = out
-            .alerts
-            .iter()
-            .map(|a| (a.store_id.as_bytes().to_vec(), Event::Alert(a.clone()).to_json()))
-            .collect();
-        let mut records: Vec<Record> = dlq.iter().map(|(k, p)| Record { topic: topics::DEAD_LETTER, key: k, payload: p }).collect();
-        records.extend(alerts.iter().map(|(k, p)| Record { topic: topics::RESTOCK_ALERTS, key: k, payload: p }));
-        if !records.is_empty() {
-            let bus = &self.bus;
-            retry("dead-letter/alert publish", BusError::is_retryable, || bus.publish(&records)).await?;
-            self.sunk("dead_letter", dlq.len());
-            self.sunk("restock_alerts_topic", alerts.len());
-        }
-        Ok(())
     }
 
     /// Delete a partition's lake objects left by an uncommitted attempt (see module docs).
@@ -542,20 +614,15 @@ impl Runner {
         Ok(())
     }
 
-    async fn flush_raw(&mut self, key: (TopicKind, i32)) -> Result<(), StreamError> {
+    /// Take a partition's buffered raw events as a named lake write (cleaning leftovers first).
+    async fn take_raw(&mut self, key: (TopicKind, i32)) -> Result<Option<(TopicKind, String, Vec<Event>)>, StreamError> {
         if self.raw.get(&key).is_none_or(|b| b.events.is_empty()) {
-            return Ok(());
+            return Ok(None);
         }
         self.clean_partition(key).await?;
-        let Some(buf) = self.raw.get_mut(&key) else { return Ok(()) };
+        let Some(buf) = self.raw.get_mut(&key) else { return Ok(None) };
         let name = batch_name(key.0, key.1, buf.first, buf.last);
-        let events = std::mem::take(&mut buf.events);
-        let lake = self.lake.clone();
-        let t = Instant::now();
-        retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&name, &events)).await?;
-        self.metrics.add_stage_time(Stage::Lake, t.elapsed());
-        self.sunk(&format!("lake_{}", key.0.lake_kind()), events.len());
-        Ok(())
+        Ok(Some((key.0, name, std::mem::take(&mut buf.events))))
     }
 
     /// Make everything processed so far durable, then commit: lake raw objects, warehouse
@@ -568,10 +635,16 @@ impl Runner {
         if !lost.is_empty() {
             self.revoke(&lost);
         }
+        self.wait_for_sinks().await?;
         let keys: Vec<(TopicKind, i32)> = self.raw.keys().copied().collect();
+        let mut writes = Vec::new();
         for k in keys {
-            self.flush_raw(k).await?;
+            if let Some(w) = self.take_raw(k).await? {
+                writes.push(w);
+            }
         }
+        let sinks = Sinks { bus: self.bus.clone(), lake: self.lake.clone(), warehouse: self.warehouse.clone(), metrics: self.metrics.clone() };
+        write_lake(&sinks, writes).await?;
         let t = Instant::now();
         let wh = self.warehouse.clone();
         retry("warehouse flush", WarehouseError::is_retryable, || wh.flush()).await?;
