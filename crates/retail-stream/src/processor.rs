@@ -218,6 +218,13 @@ impl Processor {
 
     /// Apply one record. Never panics on input: anything unusable becomes a dead letter.
     pub fn process(&mut self, msg: &Message, out: &mut Outputs) {
+        let verdict = validate::check(msg);
+        self.process_checked(msg, verdict, out);
+    }
+
+    /// Apply one record whose validation already ran ([`validate::check`], possibly on another
+    /// thread: validation is pure, so where it runs changes nothing).
+    pub fn process_checked(&mut self, msg: &Message, verdict: validate::Verdict, out: &mut Outputs) {
         let Some(kind) = TopicKind::from_topic(&msg.topic) else {
             out.stats.invalid += 1;
             out.dead_letters.push(dead_letter(msg, vec![format!("topic `{}` is not an input of the processor", msg.topic)]));
@@ -229,13 +236,14 @@ impl Processor {
             return;
         }
         part.next_offset = msg.offset + 1;
-        let event = match validate::validate(kind, &msg.payload, msg.timestamp_ms) {
-            Ok(e) => e,
-            Err(reasons) => {
+        let event = match verdict {
+            Some(Ok(e)) => e,
+            Some(Err(reasons)) => {
                 out.stats.invalid += 1;
                 out.dead_letters.push(dead_letter(msg, reasons));
                 return;
             }
+            None => unreachable!("a known topic always has a verdict"),
         };
         let ts = event.timestamp().timestamp_millis();
         // The watermark is computed *before* this event moves it: an event is late against what

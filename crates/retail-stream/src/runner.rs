@@ -36,6 +36,9 @@ pub struct StreamConfig {
     /// the next chunk is processed (two cores busy instead of one). Every write of a poll is
     /// finished before the next poll, so a rebalance never finds a write in flight.
     pub sink_chunk: usize,
+    /// Threads that validate (parse) a chunk's records before the processor applies them in
+    /// order; default: the machine's cores.
+    pub validate_threads: usize,
     pub poll_timeout: Duration,
     /// Checkpoint and commit at least this often (wall time) while records flow.
     pub checkpoint_interval: Duration,
@@ -62,6 +65,7 @@ impl Default for StreamConfig {
             ],
             max_batch: 40_000,
             sink_chunk: 10_000,
+            validate_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             poll_timeout: Duration::from_millis(200),
             checkpoint_interval: Duration::from_secs(5),
             lake_flush_events: 200_000,
@@ -525,8 +529,9 @@ impl Runner {
         let t = Instant::now();
         let mut out = self.spare.pop().unwrap_or_default();
         out.clear();
-        for m in msgs {
-            self.processor.process(m, &mut out);
+        let verdicts = crate::validate::check_all(msgs, self.cfg.validate_threads);
+        for (m, v) in msgs.iter().zip(verdicts) {
+            self.processor.process_checked(m, v, &mut out);
         }
         self.processor.flush(&mut out);
         self.account(msgs, &out);

@@ -55,6 +55,32 @@ pub fn validate(kind: TopicKind, bytes: &[u8], arrival_ms: i64) -> Result<Event,
     retail_core::validate_message(kind.topic(), bytes, now).map_err(|r| r.reasons)
 }
 
+/// The outcome of validating one bus record: `None` when its topic is not an input.
+pub type Verdict = Option<Result<Event, Vec<String>>>;
+
+/// Validate one bus record against its topic's contract.
+pub fn check(msg: &retail_bus::Message) -> Verdict {
+    TopicKind::from_topic(&msg.topic).map(|kind| validate(kind, &msg.payload, msg.timestamp_ms))
+}
+
+/// Below this many records a batch is validated on the calling thread (a thread costs more).
+const PARALLEL_MIN: usize = 2_048;
+
+/// Validate a batch on up to `threads` threads, verdicts in record order. Parsing is most of
+/// the processor's work per record and needs no state, so it is what spreads over cores.
+pub fn check_all(msgs: &[retail_bus::Message], threads: usize) -> Vec<Verdict> {
+    let threads = threads.max(1);
+    if threads == 1 || msgs.len() < PARALLEL_MIN {
+        return msgs.iter().map(check).collect();
+    }
+    let per = msgs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = msgs.chunks(per).map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>())).collect();
+        // A panic in validation is a bug, not bad input (bad input is a verdict): propagate it.
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +96,27 @@ mod tests {
         assert!(r[0].contains("future"), "{r:?}");
         assert_eq!(TopicKind::from_topic(retail_core::topics::PRICE_CHANGES), Some(TopicKind::Price));
         assert_eq!(TopicKind::from_topic(retail_core::topics::RESTOCK_ALERTS), None);
+    }
+
+    #[test]
+    fn parallel_validation_keeps_record_order_and_verdicts() {
+        let good = r#"{"event_type":"sale","schema_version":1,"transaction_id":"5f1d7c0e-2b9a-4f3e-9d61-0a7ce2b48f13","basket_id":"5f1d7c0e-2b9a-4f3e-9d61-0a7ce2b48f14","store_id":"store_001","product_id":"SKU1","quantity":2,"unit_price":10.0,"list_price":10.0,"discount_pct":0.0,"promotion_id":null,"timestamp":"2025-01-01T10:00:00Z","customer_id":"cust_1","payment_method":"cash"}"#;
+        let msgs: Vec<retail_bus::Message> = (0..5_000)
+            .map(|i| retail_bus::Message {
+                topic: if i % 97 == 0 { "elsewhere".into() } else { retail_core::topics::SALES.into() },
+                partition: 0,
+                offset: i,
+                key: None,
+                // Every 7th record is invalid in a record-specific way (its quantity).
+                payload: if i % 7 == 0 { good.replace("\"quantity\":2", &format!("\"quantity\":-{i}")).into_bytes() } else { good.as_bytes().to_vec() },
+                timestamp_ms: NOW,
+            })
+            .collect();
+        let sequential: Vec<Verdict> = msgs.iter().map(check).collect();
+        let parallel = check_all(&msgs, 3);
+        assert_eq!(parallel, sequential);
+        assert!(parallel[0].is_none(), "unknown topic");
+        assert!(parallel[7].as_ref().unwrap().as_ref().unwrap_err()[0].contains("-7"), "{:?}", parallel[7]);
+        assert!(parallel[1].as_ref().unwrap().is_ok());
     }
 }

@@ -28,6 +28,17 @@ fn processor_core_events_per_second() {
     }
     let secs = started.elapsed().as_secs_f64();
     println!("validation alone: {valid} valid of {} in {secs:.2} s = {:.0} records/s", msgs.len(), msgs.len() as f64 / secs);
+    let started = std::time::Instant::now();
+    let mut parsed = 0;
+    for m in &msgs {
+        parsed += match TopicKind::from_topic(&m.topic).unwrap() {
+            TopicKind::Sales => serde_json::from_slice::<retail_core::SaleTransaction>(&m.payload).is_ok(),
+            TopicKind::Inventory => serde_json::from_slice::<retail_core::InventoryUpdate>(&m.payload).is_ok(),
+            _ => false,
+        } as usize;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("typed parse alone: {parsed} parsed in {secs:.2} s = {:.0} records/s", msgs.len() as f64 / secs);
     let mut p = Processor::new(ProcessorConfig::default(), &Catalog::default());
     let mut out = Outputs::default();
     let started = std::time::Instant::now();
