@@ -1,13 +1,28 @@
 //! The embedded warehouse: DataFusion over in-memory Arrow tables that are persisted as Parquet
 //! in the lake (`warehouse/<table>/…`), so a restart finds every row once.
 //!
-//! - Fact tables: rows are deduplicated on their id against a key set before they are appended
-//!   (a replayed batch adds nothing); `flush` writes the not-yet-persisted rows as one new part
-//!   file, and merges parts when there are many. Loading drops duplicate ids, so a crash between
-//!   writing a merged part and deleting its inputs costs nothing.
-//! - Upsert and dimension tables: every version is appended; an index keeps the winning row per
-//!   key (highest version, then latest insert); queries see exactly one row per key; `flush`
-//!   writes a snapshot of the winners.
+//! Keys are never turned into strings: each row's key columns are hashed straight from their
+//! arrays into 128 bits (`row_hash`, with a column separator so `("ab","c")` ≠ `("a","bc")`).
+//!
+//! - Fact tables: rows are deduplicated on (a 64-bit hash of) their id against a key set before
+//!   they are appended (a replayed batch adds nothing); `flush` writes the not-yet-persisted rows
+//!   as one new part file. Loading drops duplicate ids, so a crash between writing a merged part
+//!   and deleting its inputs costs nothing.
+//! - Upsert and dimension tables: every version is appended (each row numbered by insert order);
+//!   an index keeps the winning row per key (highest version, then latest insert); queries see
+//!   exactly one row per key, in insert order of the winners. Rows lose their place as soon as
+//!   they are superseded, and are dropped from memory segment by segment, so a query after a
+//!   small upsert re-filters only the segments it touched. `flush` writes only the winners among
+//!   the rows inserted since the last flush, as a new `part-<millis>-<seq>.parquet`.
+//!   Loading applies the parts in name order with the same rule, so re-applying a row is
+//!   harmless. A `part-…-snapshot.parquet` holds every winner: loading starts from the newest
+//!   one and ignores older files (this is how `load_dimensions` replaces a table, and why a crash
+//!   before the older files are deleted costs nothing). A legacy `snapshot.parquet` (written by
+//!   earlier builds) is applied before any part, until a snapshot part replaces it.
+//! - Part files of both kinds are merged size-tiered (`merge_point`): once a table has
+//!   `MAX_PARTS` parts, a flush's new part absorbs the newest ones — the newest, then each older
+//!   one no larger than what it holds — so the big old parts are rarely rewritten. For keyed
+//!   tables a part's size is its rows that are still winners, so superseded data is merged away.
 //! - `agg_sales_daily`: partial sums of each newly accepted fact_sales batch (queries SUM them,
 //!   exactly as they do ClickHouse's SummingMergeTree), re-aggregated when parts pile up, and
 //!   rebuilt from fact_sales on load rather than stored.
@@ -15,26 +30,38 @@
 //! Queries run on a cached DataFusion context that is rebuilt only when a table changed.
 
 use crate::result::from_batches;
+use crate::row_hash::{hash_rows, to_u64, BuildPreHashed};
 use crate::rows::{self, FeatureValue, Prediction};
 use crate::schema::{self, Kind, Measure, Rollup, Table, ROLLUPS, TABLES};
 use crate::{DateRow, QueryResult, Warehouse, WarehouseError};
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array, StringArray, UInt32Array};
-use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take_record_batch};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array, StringArray};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
 use retail_lake::{fnv1a, Lake};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Batches smaller than this are merged before queries, so a stream of tiny inserts does not
-/// become thousands of scan units.
+/// become thousands of scan units; keyed tables keep their rows in segments of at most this many.
 const COALESCE_ROWS: usize = 64 * 1024;
-/// Merge a fact table's part files once it has this many.
+/// A table never has more part files than this after a flush.
 const MAX_PARTS: usize = 16;
+/// Small keyed segments tolerated before they are merged for a query.
+const SMALL_SEGMENTS_FOR_VIEW: usize = 8;
+/// Small keyed segments tolerated while inserting (memory, lookups) before they are merged.
+const SMALL_SEGMENTS_MAX: usize = 256;
+/// Loading restarts when a listed file vanished (merged away by a writer); give up after this.
+const LOAD_ATTEMPTS: usize = 10;
+/// Written by earlier builds: every winner of a keyed table, rewritten at each flush.
+const LEGACY_SNAPSHOT: &str = "snapshot.parquet";
+/// Suffix of a keyed part that holds every winner (loading starts at the newest one).
+const SNAPSHOT_SUFFIX: &str = "-snapshot.parquet";
 
 fn other(e: impl std::fmt::Display) -> WarehouseError {
     WarehouseError::Other(e.to_string())
@@ -48,19 +75,9 @@ fn lake_err(e: retail_lake::LakeError) -> WarehouseError {
     }
 }
 
-/// Per-row key strings of `cols` (joined by U+001F, which no key contains).
-fn row_keys(batch: &RecordBatch, cols: &[&str]) -> Result<Vec<String>, WarehouseError> {
-    let arrays: Vec<ArrayRef> = cols
-        .iter()
-        .map(|c| {
-            let a = batch.column_by_name(c).ok_or_else(|| other(format!("missing key column {c}")))?;
-            cast(a, &DataType::Utf8).map_err(other)
-        })
-        .collect::<Result<_, _>>()?;
-    let strs: Vec<&StringArray> = arrays.iter().map(|a| a.as_string::<i32>()).collect();
-    Ok((0..batch.num_rows())
-        .map(|i| strs.iter().map(|s| s.value(i)).collect::<Vec<_>>().join("\u{1f}"))
-        .collect())
+/// 128-bit hashes of each row's `cols`.
+fn row_hashes(batch: &RecordBatch, cols: &[&str]) -> Result<Vec<u128>, WarehouseError> {
+    hash_rows(batch, cols).map_err(other)
 }
 
 /// The version column as i64 (seconds for DateTime), or zeros when the table has none.
@@ -70,8 +87,7 @@ fn versions(batch: &RecordBatch, col: Option<&str>) -> Result<Vec<i64>, Warehous
         Some(c) => {
             let a = batch.column_by_name(c).ok_or_else(|| other(format!("missing version column {c}")))?;
             let a = cast(a, &DataType::Int64).map_err(other)?;
-            let a = a.as_primitive::<Int64Type>();
-            Ok((0..a.len()).map(|i| a.value(i)).collect())
+            Ok(a.as_primitive::<Int64Type>().values().to_vec())
         }
     }
 }
@@ -108,23 +124,429 @@ fn coalesce(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordB
     Ok(out)
 }
 
+/// Which parts a flush's new part absorbs: the index of the oldest one (`sizes.len()`: none).
+/// `sizes` are the existing parts' sizes (oldest first), `pending` the new data's. Nothing is
+/// merged while the table has room for one more part; at `MAX_PARTS`, the newest part is
+/// absorbed, and then each older one no larger than what is being written (size-tiered, so a
+/// merge rarely rewrites the big old parts: over 10,000 flushes each row is written about 5
+/// times, where merging everything at the bound rewrites it about 300 times).
+fn merge_point(sizes: &[usize], pending: usize) -> usize {
+    let mut i = sizes.len();
+    if i < MAX_PARTS {
+        return i;
+    }
+    let mut acc = pending;
+    while i > 0 && (i + 1 > MAX_PARTS || sizes[i - 1] <= acc) {
+        i -= 1;
+        acc += sizes[i];
+    }
+    i
+}
+
+/// Delete `keys`; those not deleted (an error stops the loop) are handed back.
+async fn delete_all(lake: &Lake, keys: Vec<String>) -> (Vec<String>, Option<WarehouseError>) {
+    let mut left = keys.into_iter();
+    while let Some(k) = left.next() {
+        if let Err(e) = lake.delete(&k).await {
+            let mut rest = vec![k];
+            rest.extend(left);
+            return (rest, Some(lake_err(e)));
+        }
+    }
+    (vec![], None)
+}
+
+struct FactPart {
+    key: String,
+    rows: usize,
+}
+
 struct AppendTable {
     batches: Vec<RecordBatch>,
     rows: usize,
     persisted_rows: usize,
-    keys: HashSet<u64>,
-    parts: Vec<String>,
+    keys: HashSet<u64, BuildPreHashed>,
+    /// The part files holding rows `0..persisted_rows`, in order.
+    parts: Vec<FactPart>,
+    /// Files merged into a newer part, still to delete.
+    obsolete: Vec<String>,
+}
+
+/// Consecutive rows of a keyed table (in insert order), each with its id: its insert number.
+struct Segment {
+    batch: RecordBatch,
+    /// Id of the first row; rows are `first..first+len` unless `ids` lists them.
+    first: u64,
+    /// The rows' ids (ascending) once superseded rows have been dropped.
+    ids: Option<Vec<u64>>,
+    /// `None` while every row is a winner; otherwise `false` marks a superseded row.
+    alive: Option<Vec<bool>>,
+    dead: usize,
+}
+
+impl Segment {
+    fn len(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    fn id(&self, pos: usize) -> u64 {
+        match &self.ids {
+            Some(ids) => ids[pos],
+            None => self.first + pos as u64,
+        }
+    }
+
+    /// Segments are never empty.
+    fn last_id(&self) -> u64 {
+        self.id(self.len() - 1)
+    }
+
+    /// The first position whose id is ≥ `id`.
+    fn lower_bound(&self, id: u64) -> usize {
+        match &self.ids {
+            Some(ids) => ids.partition_point(|&x| x < id),
+            None => id.saturating_sub(self.first).min(self.len() as u64) as usize,
+        }
+    }
+
+    fn position(&self, id: u64) -> Option<usize> {
+        match &self.ids {
+            Some(ids) => ids.binary_search(&id).ok(),
+            None => (id >= self.first && id - self.first < self.len() as u64).then(|| (id - self.first) as usize),
+        }
+    }
+
+    /// Mark a row superseded; true when it was a winner until now.
+    fn kill(&mut self, pos: usize) -> bool {
+        let len = self.len();
+        let alive = self.alive.get_or_insert_with(|| vec![true; len]);
+        let was = std::mem::replace(&mut alive[pos], false);
+        self.dead += was as usize;
+        was
+    }
+
+    fn count_alive(&self, from: usize, to: usize) -> usize {
+        match &self.alive {
+            None => to - from,
+            Some(a) => a[from..to].iter().filter(|x| **x).count(),
+        }
+    }
+
+    /// The winners among the rows from position `from` on (a zero-copy slice when none of them
+    /// was superseded).
+    fn alive_from(&self, from: usize) -> Result<Option<RecordBatch>, WarehouseError> {
+        let n = self.len() - from.min(self.len());
+        if n == 0 {
+            return Ok(None);
+        }
+        let slice = self.batch.slice(from, n);
+        let out = match &self.alive {
+            Some(a) if self.count_alive(from, self.len()) < n => filter_record_batch(&slice, &BooleanArray::from(a[from..].to_vec())).map_err(other)?,
+            _ => slice,
+        };
+        Ok((out.num_rows() > 0).then_some(out))
+    }
+
+    /// Drop the superseded rows (the segment must keep at least one).
+    fn drop_dead(&mut self) -> Result<(), WarehouseError> {
+        let Some(alive) = self.alive.take() else { return Ok(()) };
+        if self.dead == 0 {
+            return Ok(());
+        }
+        let ids: Vec<u64> = (0..self.len()).filter(|&p| alive[p]).map(|p| self.id(p)).collect();
+        self.batch = filter_record_batch(&self.batch, &BooleanArray::from(alive)).map_err(other)?;
+        self.set_ids(ids);
+        self.dead = 0;
+        Ok(())
+    }
+
+    fn set_ids(&mut self, ids: Vec<u64>) {
+        self.first = ids[0];
+        let contiguous = ids[ids.len() - 1] - ids[0] == ids.len() as u64 - 1;
+        self.ids = if contiguous { None } else { Some(ids) };
+    }
+
+    /// One segment of consecutive segments without superseded rows.
+    fn merge(schema: &SchemaRef, run: Vec<Segment>) -> Result<Segment, WarehouseError> {
+        let batches: Vec<RecordBatch> = run.iter().map(|s| s.batch.clone()).collect();
+        let ids: Vec<u64> = run.iter().flat_map(|s| (0..s.len()).map(move |p| s.id(p))).collect();
+        let mut seg = Segment { batch: concat(schema, &batches)?, first: 0, ids: None, alive: None, dead: 0 };
+        seg.set_ids(ids);
+        Ok(seg)
+    }
+}
+
+/// A part file of a keyed table: written from (or loaded into) the rows with ids `start..end`.
+struct KeyedPart {
+    key: String,
+    start: u64,
+    end: u64,
 }
 
 struct KeyedTable {
-    /// Every version, in insert order.
-    batches: Vec<RecordBatch>,
-    /// key → (version, global row number) of the winner.
-    winners: HashMap<String, (i64, usize)>,
-    rows: usize,
-    /// The winners as one batch (sorted by key), rebuilt lazily.
-    view: Option<RecordBatch>,
-    dirty_since_flush: bool,
+    /// Rows in insert (id) order; superseded rows are marked, then dropped.
+    segments: Vec<Segment>,
+    /// Superseded rows still held in `segments`.
+    dead: usize,
+    /// Segments merged or filtered since the last coalescing (bounds their number).
+    small_segments: usize,
+    /// key hash → (version, id) of the winner.
+    winners: HashMap<u128, (i64, u64), BuildPreHashed>,
+    next_id: u64,
+    /// Rows with ids from here on are not in the lake yet.
+    flushed: u64,
+    /// The lake's part files, in load order.
+    parts: Vec<KeyedPart>,
+    /// Files superseded by a newer part, still to delete.
+    obsolete: Vec<String>,
+    /// The newest part name's (millis, seq): new names sort after it.
+    last_name: (i64, u32),
+    /// The next flush writes a snapshot part (the table was replaced).
+    needs_snapshot: bool,
+    /// Bumped when the table is replaced, so a flush in flight does not mark it as persisted.
+    epoch: u64,
+    /// The winners as batches (segment order), rebuilt lazily.
+    view: Option<Vec<RecordBatch>>,
+}
+
+impl KeyedTable {
+    fn new() -> KeyedTable {
+        KeyedTable {
+            segments: vec![],
+            dead: 0,
+            small_segments: 0,
+            winners: HashMap::default(),
+            next_id: 0,
+            flushed: 0,
+            parts: vec![],
+            obsolete: vec![],
+            last_name: (0, 0),
+            needs_snapshot: false,
+            epoch: 0,
+            view: None,
+        }
+    }
+
+    /// Empty the table (its lake files stay until the next flush writes a snapshot part).
+    fn replace(&mut self) {
+        self.segments.clear();
+        self.dead = 0;
+        self.small_segments = 0;
+        self.winners = HashMap::default();
+        self.flushed = self.next_id;
+        self.needs_snapshot = true;
+        self.epoch += 1;
+        self.view = None;
+    }
+
+    fn insert(&mut self, t: &Table, batch: RecordBatch) -> Result<(), WarehouseError> {
+        let version_col = match t.kind {
+            Kind::Upsert { version } => version,
+            _ => None,
+        };
+        let hashes = row_hashes(&batch, t.key)?;
+        let vers = versions(&batch, version_col)?;
+        let n = batch.num_rows();
+        let first = self.next_id;
+        let mut alive = vec![true; n];
+        for (i, (h, v)) in hashes.into_iter().zip(vers).enumerate() {
+            let id = first + i as u64;
+            match self.winners.entry(h) {
+                Entry::Vacant(e) => {
+                    e.insert((v, id));
+                }
+                // Ties go to the later insert, as in ClickHouse's ReplacingMergeTree.
+                Entry::Occupied(mut e) => {
+                    let w = e.get_mut();
+                    if w.0 > v {
+                        alive[i] = false;
+                        continue;
+                    }
+                    let old = std::mem::replace(w, (v, id)).1;
+                    if old >= first {
+                        alive[(old - first) as usize] = false;
+                    } else {
+                        let s = self.segments.partition_point(|seg| seg.first <= old);
+                        let seg = s.checked_sub(1).map(|s| &mut self.segments[s]);
+                        match seg.and_then(|seg| seg.position(old).map(|p| (seg, p))) {
+                            Some((seg, p)) => self.dead += seg.kill(p) as usize,
+                            None => debug_assert!(false, "winner {old} not found"),
+                        }
+                    }
+                }
+            }
+        }
+        self.next_id += n as u64;
+        // Segments of bounded size, so a superseded row costs re-filtering one of them.
+        let mut start = 0;
+        while start < n {
+            let len = (n - start).min(COALESCE_ROWS);
+            let dead = alive[start..start + len].iter().filter(|a| !**a).count();
+            if dead < len {
+                self.dead += dead;
+                self.small_segments += (len < COALESCE_ROWS) as usize;
+                self.segments.push(Segment {
+                    batch: batch.slice(start, len),
+                    first: first + start as u64,
+                    ids: None,
+                    alive: (dead > 0).then(|| alive[start..start + len].to_vec()),
+                    dead,
+                });
+            }
+            start += len;
+        }
+        self.view = None;
+        // Keep memory proportional to the winners even when nobody queries.
+        if self.dead > self.winners.len() / 2 + COALESCE_ROWS {
+            self.drop_dead(false)?;
+        }
+        if self.small_segments > SMALL_SEGMENTS_MAX {
+            self.drop_dead(false)?;
+            self.coalesce_segments(t, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Drop superseded rows: from every segment that has any (`all`), or only where they are
+    /// at least a quarter of it.
+    fn drop_dead(&mut self, all: bool) -> Result<(), WarehouseError> {
+        let mut kept = Vec::with_capacity(self.segments.len());
+        for mut s in std::mem::take(&mut self.segments) {
+            if s.dead == s.len() {
+                self.dead -= s.dead;
+                continue;
+            }
+            if s.dead > 0 && (all || s.dead * 4 >= s.len()) {
+                self.dead -= s.dead;
+                s.drop_dead()?;
+                self.small_segments += (s.len() < COALESCE_ROWS) as usize;
+            }
+            kept.push(s);
+        }
+        self.segments = kept;
+        Ok(())
+    }
+
+    /// Merge runs of small segments without superseded rows when there are more than `tolerated`.
+    fn coalesce_segments(&mut self, t: &Table, tolerated: usize) -> Result<(), WarehouseError> {
+        let small = |s: &Segment| s.dead == 0 && s.len() < COALESCE_ROWS;
+        if self.segments.iter().filter(|s| small(s)).count() <= tolerated {
+            return Ok(());
+        }
+        let schema = t.arrow_schema();
+        let mut out = Vec::with_capacity(self.segments.len());
+        let mut run: Vec<Segment> = vec![];
+        let mut run_rows = 0;
+        let flush_run = |run: &mut Vec<Segment>, out: &mut Vec<Segment>| -> Result<(), WarehouseError> {
+            match run.len() {
+                0 => {}
+                1 => out.push(run.pop().unwrap()),
+                _ => out.push(Segment::merge(&schema, std::mem::take(run))?),
+            }
+            Ok(())
+        };
+        for s in std::mem::take(&mut self.segments) {
+            if !small(&s) {
+                flush_run(&mut run, &mut out)?;
+                run_rows = 0;
+                out.push(s);
+                continue;
+            }
+            if run_rows + s.len() > COALESCE_ROWS {
+                flush_run(&mut run, &mut out)?;
+                run_rows = 0;
+            }
+            run_rows += s.len();
+            run.push(s);
+        }
+        flush_run(&mut run, &mut out)?;
+        self.segments = out;
+        self.small_segments = self.segments.iter().filter(|s| small(s)).count();
+        Ok(())
+    }
+
+    /// The winners as batches: superseded rows dropped, small segments merged.
+    fn view(&mut self, t: &Table) -> Result<Vec<RecordBatch>, WarehouseError> {
+        if self.view.is_none() {
+            self.drop_dead(true)?;
+            self.coalesce_segments(t, SMALL_SEGMENTS_FOR_VIEW)?;
+            self.view = Some(self.segments.iter().map(|s| s.batch.clone()).collect());
+        }
+        Ok(self.view.clone().unwrap_or_default())
+    }
+
+    /// Index of the first segment that may hold ids ≥ `id`.
+    fn segment_from(&self, id: u64) -> usize {
+        self.segments.partition_point(|s| s.last_id() < id)
+    }
+
+    /// How many winners have ids in `from..to`.
+    fn alive_in(&self, from: u64, to: u64) -> usize {
+        let mut n = 0;
+        for s in &self.segments[self.segment_from(from)..] {
+            if s.first >= to {
+                break;
+            }
+            n += s.count_alive(s.lower_bound(from), s.lower_bound(to));
+        }
+        n
+    }
+
+    /// The winners with ids ≥ `from`, in id order.
+    fn alive_since(&self, from: u64) -> Result<Vec<RecordBatch>, WarehouseError> {
+        let mut out = vec![];
+        for s in &self.segments[self.segment_from(from)..] {
+            out.extend(s.alive_from(s.lower_bound(from))?);
+        }
+        Ok(out)
+    }
+
+    /// A new part name that sorts after every part this table has seen.
+    fn next_part_name(&mut self, t: &Table, snapshot: bool) -> String {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.last_name = match self.last_name {
+            (ms, _) if now > ms => (now, 0),
+            (ms, seq) if seq < 999_999 => (ms, seq + 1),
+            (ms, _) => (ms + 1, 0),
+        };
+        let (ms, seq) = self.last_name;
+        format!("{}part-{ms:013}-{seq:06}{}", prefix(t), if snapshot { SNAPSHOT_SUFFIX } else { ".parquet" })
+    }
+}
+
+/// The (millis, seq) of a keyed part's name.
+fn part_name_order(prefix: &str, key: &str) -> Option<(i64, u32)> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix("part-")?;
+    let (ms, rest) = rest.split_once('-')?;
+    let seq = rest.get(..6)?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Which of a keyed table's files to load, in order, and which are superseded: from the newest
+/// snapshot part on if there is one, else the legacy snapshot and then every part.
+fn keyed_files(prefix: &str, listed: Vec<String>) -> (Vec<String>, Vec<String>) {
+    let legacy = format!("{prefix}{LEGACY_SNAPSHOT}");
+    let has_legacy = listed.contains(&legacy);
+    let mut parts: Vec<String> = listed.into_iter().filter(|k| *k != legacy).collect();
+    parts.sort();
+    let legacy = has_legacy.then_some(legacy);
+    match parts.iter().rposition(|k| k.ends_with(SNAPSHOT_SUFFIX)) {
+        Some(b) => {
+            let newer = parts.split_off(b);
+            (newer, legacy.into_iter().chain(parts).collect())
+        }
+        None => (legacy.into_iter().chain(parts).collect(), vec![]),
+    }
+}
+
+/// A table's files as `load` reads them.
+struct TableFiles {
+    /// (key, contents) in load order.
+    files: Vec<(String, Vec<RecordBatch>)>,
+    /// Keyed tables: files older than the newest snapshot part (not loaded; a writer deletes them).
+    superseded: Vec<String>,
+    /// Every `.parquet` key listed.
+    listed: Vec<String>,
 }
 
 enum TableState {
@@ -164,14 +586,15 @@ impl EmbeddedWarehouse {
         let mut tables = HashMap::new();
         for t in TABLES {
             let st = match t.kind {
-                Kind::Fact => TableState::Append(AppendTable { batches: vec![], rows: 0, persisted_rows: 0, keys: HashSet::new(), parts: vec![] }),
-                Kind::Upsert { .. } | Kind::Dimension => TableState::Keyed(KeyedTable {
+                Kind::Fact => TableState::Append(AppendTable {
                     batches: vec![],
-                    winners: HashMap::new(),
                     rows: 0,
-                    view: None,
-                    dirty_since_flush: false,
+                    persisted_rows: 0,
+                    keys: HashSet::default(),
+                    parts: vec![],
+                    obsolete: vec![],
                 }),
+                Kind::Upsert { .. } | Kind::Dimension => TableState::Keyed(KeyedTable::new()),
                 Kind::Rollup => TableState::Rollup(vec![]),
             };
             tables.insert(t.name, st);
@@ -187,15 +610,48 @@ impl EmbeddedWarehouse {
         Ok(wh)
     }
 
+    /// The files of `t` to load, read in full (in load order). A file that vanishes between
+    /// list and read was merged into a newer one by a writer: list again rather than miss rows.
+    async fn read_table(lake: &Lake, t: &Table) -> Result<TableFiles, WarehouseError> {
+        let prefix = prefix(t);
+        'attempt: for _ in 0..LOAD_ATTEMPTS {
+            let listed: Vec<String> = lake
+                .list(&prefix)
+                .await
+                .map_err(lake_err)?
+                .into_iter()
+                .map(|o| o.key)
+                .filter(|k| k.ends_with(".parquet"))
+                .collect();
+            let (load, superseded) = match t.kind {
+                Kind::Fact => (listed.clone(), vec![]),
+                _ => keyed_files(&prefix, listed.clone()),
+            };
+            let mut files = Vec::with_capacity(load.len());
+            for key in load {
+                match lake.read_parquet(&key).await.map_err(lake_err)? {
+                    Some(b) => files.push((key, b)),
+                    None => continue 'attempt,
+                }
+            }
+            return Ok(TableFiles { files, superseded, listed });
+        }
+        Err(WarehouseError::Unavailable(format!("{prefix}: files kept vanishing while loading (a writer merging?)")))
+    }
+
     async fn load(&self) -> Result<(), WarehouseError> {
         let Some(lake) = &self.lake else { return Ok(()) };
         for t in TABLES {
             if t.kind == Kind::Rollup {
                 continue;
             }
-            let files = lake.read_parquet_prefix(&prefix(t)).await.map_err(lake_err)?;
+            let TableFiles { files, superseded, listed } = Self::read_table(lake, t).await?;
             let mut st = self.state.lock().unwrap();
             for (key, batches) in files {
+                let first_id = match st.tables.get(t.name) {
+                    Some(TableState::Keyed(k)) => k.next_id,
+                    _ => 0,
+                };
                 for b in batches {
                     // Files written by an older schema get missing columns as nulls is not
                     // supported yet: a schema change needs `warehouse init` to rewrite them.
@@ -204,13 +660,23 @@ impl EmbeddedWarehouse {
                         Self::add_rollups(&mut st, t, &acc)?;
                     }
                 }
-                if let Some(TableState::Append(a)) = st.tables.get_mut(t.name) {
-                    a.parts.push(key);
-                    a.persisted_rows = a.rows;
+                match st.tables.get_mut(t.name) {
+                    Some(TableState::Append(a)) => {
+                        let persisted: usize = a.parts.iter().map(|p| p.rows).sum();
+                        a.parts.push(FactPart { key, rows: a.rows - persisted });
+                        a.persisted_rows = a.rows;
+                    }
+                    Some(TableState::Keyed(k)) => k.parts.push(KeyedPart { key, start: first_id, end: k.next_id }),
+                    _ => {}
                 }
             }
             if let Some(TableState::Keyed(k)) = st.tables.get_mut(t.name) {
-                k.dirty_since_flush = false;
+                let p = prefix(t);
+                k.last_name = listed.iter().filter_map(|key| part_name_order(&p, key)).max().unwrap_or((0, 0));
+                k.obsolete = superseded;
+                k.flushed = k.next_id;
+                k.drop_dead(true)?;
+                k.coalesce_segments(t, SMALL_SEGMENTS_FOR_VIEW)?;
             }
         }
         Ok(())
@@ -224,9 +690,17 @@ impl EmbeddedWarehouse {
         st.generation += 1;
         match st.tables.get_mut(t.name).expect("every table has state") {
             TableState::Append(a) => {
-                let keys = row_keys(&batch, t.key)?;
-                let mask: BooleanArray = keys.iter().map(|k| Some(a.keys.insert(fnv1a(k.as_bytes())))).collect();
-                let accepted = filter_record_batch(&batch, &mask).map_err(other)?;
+                let hashes = row_hashes(&batch, t.key)?;
+                let mut all_new = true;
+                let mask: BooleanArray = hashes
+                    .iter()
+                    .map(|h| {
+                        let new = a.keys.insert(to_u64(*h));
+                        all_new &= new;
+                        Some(new)
+                    })
+                    .collect();
+                let accepted = if all_new { batch } else { filter_record_batch(&batch, &mask).map_err(other)? };
                 if accepted.num_rows() > 0 {
                     a.rows += accepted.num_rows();
                     a.batches.push(accepted.clone());
@@ -234,27 +708,7 @@ impl EmbeddedWarehouse {
                 Ok(Some(accepted))
             }
             TableState::Keyed(k) => {
-                let version_col = match t.kind {
-                    Kind::Upsert { version } => version,
-                    _ => None,
-                };
-                let keys = row_keys(&batch, t.key)?;
-                let vers = versions(&batch, version_col)?;
-                for (i, (key, v)) in keys.into_iter().zip(vers).enumerate() {
-                    let row = k.rows + i;
-                    // Ties go to the later insert, as in ClickHouse's ReplacingMergeTree.
-                    match k.winners.get_mut(&key) {
-                        Some(w) if w.0 > v => {}
-                        Some(w) => *w = (v, row),
-                        None => {
-                            k.winners.insert(key, (v, row));
-                        }
-                    }
-                }
-                k.rows += batch.num_rows();
-                k.batches.push(batch);
-                k.view = None;
-                k.dirty_since_flush = true;
+                k.insert(t, batch)?;
                 Ok(None)
             }
             TableState::Rollup(_) => Err(other("rollups are derived, not inserted")),
@@ -293,27 +747,6 @@ impl EmbeddedWarehouse {
         Ok(())
     }
 
-    /// The winners of a keyed table as one batch sorted by key.
-    fn keyed_view(t: &Table, k: &mut KeyedTable) -> Result<Option<RecordBatch>, WarehouseError> {
-        if k.rows == 0 {
-            return Ok(None);
-        }
-        if k.view.is_none() {
-            let schema = t.arrow_schema();
-            let all = concat(&schema, &k.batches)?;
-            let mut winners: Vec<(&String, usize)> = k.winners.iter().map(|(key, (_, row))| (key, *row)).collect();
-            winners.sort();
-            let idx = UInt32Array::from(winners.iter().map(|(_, r)| *r as u32).collect::<Vec<_>>());
-            let view = take_record_batch(&all, &idx).map_err(other)?;
-            // Drop superseded versions: from now on the table is just its winners.
-            k.winners = winners.iter().enumerate().map(|(i, (key, _))| ((*key).clone(), (k.winners[*key].0, i))).collect();
-            k.batches = vec![view.clone()];
-            k.rows = view.num_rows();
-            k.view = Some(view);
-        }
-        Ok(k.view.clone())
-    }
-
     /// Every table's current batches (a consistent snapshot).
     fn snapshot(&self) -> Result<(u64, Vec<(&'static Table, Vec<RecordBatch>)>), WarehouseError> {
         let mut st = self.state.lock().unwrap();
@@ -326,7 +759,7 @@ impl EmbeddedWarehouse {
                     a.batches = coalesce(&schema, std::mem::take(&mut a.batches))?;
                     a.batches.clone()
                 }
-                TableState::Keyed(k) => Self::keyed_view(t, k)?.into_iter().collect(),
+                TableState::Keyed(k) => k.view(t)?,
                 TableState::Rollup(parts) => {
                     *parts = coalesce(&schema, std::mem::take(parts))?;
                     parts.clone()
@@ -367,65 +800,153 @@ impl EmbeddedWarehouse {
         for t in TABLES {
             match t.kind {
                 Kind::Rollup => {}
-                Kind::Fact => {
-                    // Take what is not yet persisted (and whether parts need merging) under the lock.
-                    let (pending, total_rows, merge) = {
-                        let mut st = self.state.lock().unwrap();
-                        let Some(TableState::Append(a)) = st.tables.get_mut(t.name) else { continue };
-                        if a.rows == a.persisted_rows {
-                            continue;
-                        }
-                        let merge = a.parts.len() + 1 > MAX_PARTS;
-                        // Only the tail past `persisted_rows` is new (batches are append-only;
-                        // coalescing keeps their order), unless the parts are being merged.
-                        let mut out = Vec::new();
-                        let mut offset = 0;
-                        for b in &a.batches {
-                            let n = b.num_rows();
-                            if merge {
-                                out.push(b.clone());
-                            } else if offset + n > a.persisted_rows {
-                                let skip = a.persisted_rows.saturating_sub(offset);
-                                out.push(b.slice(skip, n - skip));
-                            }
-                            offset += n;
-                        }
-                        (out, a.rows, merge)
-                    };
-                    let key = format!("{}part-{:013}-{:016x}.parquet", prefix(t), chrono::Utc::now().timestamp_millis(), fnv1a(format!("{total_rows}").as_bytes()));
-                    lake.write_parquet(&key, &pending).await.map_err(lake_err)?;
-                    let old = {
-                        let mut st = self.state.lock().unwrap();
-                        let Some(TableState::Append(a)) = st.tables.get_mut(t.name) else { continue };
-                        a.persisted_rows = total_rows;
-                        if merge {
-                            std::mem::replace(&mut a.parts, vec![key])
-                        } else {
-                            a.parts.push(key);
-                            vec![]
-                        }
-                    };
-                    for k in old {
-                        lake.delete(&k).await.map_err(lake_err)?;
+                Kind::Fact => self.flush_fact(lake, t).await?,
+                Kind::Upsert { .. } | Kind::Dimension => self.flush_keyed(lake, t).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Write a fact table's new rows as a part (absorbing the newest parts, `merge_point`), then
+    /// delete what it absorbed.
+    async fn flush_fact(&self, lake: &Lake, t: &Table) -> Result<(), WarehouseError> {
+        // Take what is not yet persisted (and the parts it absorbs) under the lock.
+        let plan = {
+            let mut st = self.state.lock().unwrap();
+            let Some(TableState::Append(a)) = st.tables.get_mut(t.name) else { return Ok(()) };
+            if a.rows == a.persisted_rows {
+                None
+            } else {
+                let sizes: Vec<usize> = a.parts.iter().map(|p| p.rows).collect();
+                let from_part = merge_point(&sizes, a.rows - a.persisted_rows);
+                let start_row: usize = sizes[..from_part].iter().sum();
+                // Rows are append-only and coalescing keeps their order: rows from
+                // `start_row` on are the new ones plus those of the absorbed parts.
+                let mut out = Vec::new();
+                let mut offset = 0;
+                for b in &a.batches {
+                    let n = b.num_rows();
+                    if offset + n > start_row {
+                        let skip = start_row.saturating_sub(offset);
+                        out.push(b.slice(skip, n - skip));
+                    }
+                    offset += n;
+                }
+                Some((out, a.rows, from_part, start_row))
+            }
+        };
+        if let Some((pending, total_rows, from_part, start_row)) = plan {
+            let key = format!("{}part-{:013}-{:016x}.parquet", prefix(t), chrono::Utc::now().timestamp_millis(), fnv1a(format!("{total_rows}").as_bytes()));
+            lake.write_parquet(&key, &pending).await.map_err(lake_err)?;
+            let mut st = self.state.lock().unwrap();
+            if let Some(TableState::Append(a)) = st.tables.get_mut(t.name) {
+                a.persisted_rows = total_rows;
+                let absorbed: Vec<String> = a.parts.drain(from_part..).map(|p| p.key).collect();
+                a.obsolete.extend(absorbed);
+                a.parts.push(FactPart { key, rows: total_rows - start_row });
+            }
+        }
+        let obsolete = {
+            let mut st = self.state.lock().unwrap();
+            let Some(TableState::Append(a)) = st.tables.get_mut(t.name) else { return Ok(()) };
+            std::mem::take(&mut a.obsolete)
+        };
+        if obsolete.is_empty() {
+            return Ok(());
+        }
+        let (left, err) = delete_all(lake, obsolete).await;
+        if let Some(e) = err {
+            if let Some(TableState::Append(a)) = self.state.lock().unwrap().tables.get_mut(t.name) {
+                a.obsolete.extend(left);
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Write the winners among a keyed table's rows inserted since the last flush as a part
+    /// (absorbing the newest parts, `merge_point`; all of them: a snapshot part), then delete
+    /// what it superseded.
+    async fn flush_keyed(&self, lake: &Lake, t: &Table) -> Result<(), WarehouseError> {
+        struct Plan {
+            batches: Vec<RecordBatch>,
+            key: String,
+            from_part: usize,
+            start: u64,
+            end: u64,
+            snapshot: bool,
+            epoch: u64,
+        }
+        let plan = {
+            let mut st = self.state.lock().unwrap();
+            let Some(TableState::Keyed(k)) = st.tables.get_mut(t.name) else { return Ok(()) };
+            let end = k.next_id;
+            let from_part = if k.needs_snapshot {
+                Some(0)
+            } else if end == k.flushed {
+                None
+            } else {
+                match k.alive_in(k.flushed, end) {
+                    // None of the new rows is a winner: the lake already holds every winner.
+                    0 => {
+                        k.flushed = end;
+                        None
+                    }
+                    pending => {
+                        let sizes: Vec<usize> = k.parts.iter().map(|p| k.alive_in(p.start, p.end)).collect();
+                        Some(merge_point(&sizes, pending))
                     }
                 }
-                Kind::Upsert { .. } | Kind::Dimension => {
-                    let view = {
-                        let mut st = self.state.lock().unwrap();
-                        let Some(TableState::Keyed(k)) = st.tables.get_mut(t.name) else { continue };
-                        if !k.dirty_since_flush {
-                            continue;
-                        }
-                        k.dirty_since_flush = false;
-                        Self::keyed_view(t, k)?
+            };
+            match from_part {
+                None => None,
+                Some(from_part) => {
+                    let snapshot = from_part == 0;
+                    let start = if snapshot {
+                        0
+                    } else {
+                        k.parts.get(from_part).map_or(k.flushed, |p| p.start)
                     };
-                    let key = format!("{}snapshot.parquet", prefix(t));
-                    match view {
-                        Some(v) => lake.write_parquet(&key, &[v]).await.map_err(lake_err)?,
-                        None => lake.delete(&key).await.map_err(lake_err)?,
+                    let mut batches = k.alive_since(start)?;
+                    if batches.is_empty() {
+                        batches.push(RecordBatch::new_empty(t.arrow_schema()));
+                    }
+                    let key = k.next_part_name(t, snapshot);
+                    Some(Plan { batches, key, from_part, start, end, snapshot, epoch: k.epoch })
+                }
+            }
+        };
+        if let Some(p) = plan {
+            lake.write_parquet(&p.key, &p.batches).await.map_err(lake_err)?;
+            let mut st = self.state.lock().unwrap();
+            if let Some(TableState::Keyed(k)) = st.tables.get_mut(t.name) {
+                // Only flushes change `parts`, and they are serialized: `from_part` still holds.
+                let absorbed: Vec<String> = k.parts.drain(p.from_part..).map(|p| p.key).collect();
+                k.obsolete.extend(absorbed);
+                k.parts.push(KeyedPart { key: p.key, start: p.start, end: p.end });
+                // A table replaced meanwhile still needs its own snapshot part.
+                if k.epoch == p.epoch {
+                    k.flushed = p.end;
+                    if p.snapshot {
+                        k.needs_snapshot = false;
                     }
                 }
             }
+        }
+        let obsolete = {
+            let mut st = self.state.lock().unwrap();
+            let Some(TableState::Keyed(k)) = st.tables.get_mut(t.name) else { return Ok(()) };
+            std::mem::take(&mut k.obsolete)
+        };
+        if obsolete.is_empty() {
+            return Ok(());
+        }
+        let (left, err) = delete_all(lake, obsolete).await;
+        if let Some(e) = err {
+            if let Some(TableState::Keyed(k)) = self.state.lock().unwrap().tables.get_mut(t.name) {
+                k.obsolete.extend(left);
+            }
+            return Err(e);
         }
         Ok(())
     }
@@ -520,8 +1041,9 @@ impl Warehouse for EmbeddedWarehouse {
                 if b.num_rows() == 0 {
                     continue;
                 }
+                // The next flush writes a snapshot part, which supersedes every older file.
                 if let Some(TableState::Keyed(k)) = st.tables.get_mut(t.name) {
-                    *k = KeyedTable { batches: vec![], winners: HashMap::new(), rows: 0, view: None, dirty_since_flush: true };
+                    k.replace();
                 }
                 Self::insert_locked(&mut st, t, b)?;
             }
@@ -583,4 +1105,468 @@ fn bytes_of_schema() -> bytes::Bytes {
         }
     }
     bytes::Bytes::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+
+    fn lake_in(dir: &tempfile::TempDir) -> Lake {
+        Lake::open(&format!("file://{}", dir.path().display()), &Default::default()).unwrap()
+    }
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::minutes(minutes)
+    }
+
+    fn time_text(t: DateTime<Utc>) -> String {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+
+    fn stock(store: u32, sku: u32, on_hand: i32, updated: DateTime<Utc>) -> StockLevel {
+        StockLevel {
+            store_id: format!("store_{store:03}"),
+            product_id: format!("SKU{sku}"),
+            on_hand,
+            reorder_point: 4,
+            velocity_per_hour: 0.5,
+            days_of_cover: 1.0,
+            stockout_risk: 0.5,
+            updated_at: updated,
+        }
+    }
+
+    fn window(store: u32, sku: u32, start: DateTime<Utc>, units: i64) -> SalesWindow {
+        SalesWindow {
+            store_id: format!("store_{store:03}"),
+            product_id: format!("SKU{sku}"),
+            window_start: start,
+            window_end: start + chrono::Duration::minutes(5),
+            units,
+            revenue: units as f64,
+            transactions: 1,
+            avg_price: 1.0,
+            distinct_customers: 1,
+        }
+    }
+
+    fn sale(id: &str) -> FactSale {
+        FactSale {
+            sale_id: id.into(),
+            date_key: at(0).date_naive(),
+            product_key: "SKU1".into(),
+            store_key: "store_001".into(),
+            quantity: 1,
+            revenue: 2.0,
+            cost: 1.0,
+            profit: 1.0,
+            unit_price: 2.0,
+            discount_pct: 0.0,
+            basket_id: "b".into(),
+            customer_id: None,
+            payment_method: "cash".into(),
+            event_time: at(0),
+        }
+    }
+
+    /// The winners a keyed table must hold: higher version wins, a tie goes to the later insert.
+    #[derive(Default, Clone)]
+    struct Model {
+        stock: BTreeMap<(String, String), (i64, i32)>,
+        windows: BTreeMap<(String, String, i64), i64>,
+    }
+
+    impl Model {
+        fn upsert_stock(&mut self, rows: &[StockLevel]) {
+            for r in rows {
+                let v = r.updated_at.timestamp();
+                let e = self.stock.entry((r.store_id.clone(), r.product_id.clone())).or_insert((v, r.on_hand));
+                if e.0 <= v {
+                    *e = (v, r.on_hand);
+                }
+            }
+        }
+
+        fn upsert_windows(&mut self, rows: &[SalesWindow]) {
+            for r in rows {
+                self.windows.insert((r.store_id.clone(), r.product_id.clone(), r.window_start.timestamp()), r.units);
+            }
+        }
+
+        fn stock_rows(&self) -> Vec<Vec<Value>> {
+            self.stock
+                .iter()
+                .map(|((s, p), (v, oh))| vec![json!(s), json!(p), json!(oh), json!(time_text(Utc.timestamp_opt(*v, 0).unwrap()))])
+                .collect()
+        }
+
+        fn window_rows(&self) -> Vec<Vec<Value>> {
+            self.windows
+                .iter()
+                .map(|((s, p, w), u)| vec![json!(s), json!(p), json!(time_text(Utc.timestamp_opt(*w, 0).unwrap())), json!(u)])
+                .collect()
+        }
+
+        async fn check(&self, wh: &EmbeddedWarehouse, what: &str) {
+            let r = wh.query("SELECT store_id, product_id, on_hand, updated_at FROM rt_stock ORDER BY store_id, product_id").await.unwrap();
+            assert_eq!(r.rows, self.stock_rows(), "rt_stock: {what}");
+            let r = wh.query("SELECT store_id, product_id, window_start, units FROM rt_sales_5min ORDER BY store_id, product_id, window_start").await.unwrap();
+            assert_eq!(r.rows, self.window_rows(), "rt_sales_5min: {what}");
+        }
+    }
+
+    /// A deterministic pseudo-random workload: versions that tie and go back in time, keys
+    /// repeated within a batch, and windows that keep appearing (as rt_sales_5min's do).
+    struct Workload {
+        rng: u64,
+        marker: i32,
+    }
+
+    impl Workload {
+        fn new(seed: u64) -> Workload {
+            Workload { rng: seed | 1, marker: 0 }
+        }
+
+        fn next(&mut self, n: u64) -> u64 {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            self.rng % n
+        }
+
+        fn round(&mut self, r: u64) -> (Vec<StockLevel>, Vec<SalesWindow>) {
+            let n = 1 + self.next(25);
+            let stock = (0..n)
+                .map(|_| {
+                    self.marker += 1;
+                    let (store, sku) = (self.next(4) as u32, self.next(6) as u32);
+                    stock(store, sku, self.marker, at(r as i64 / 3 + self.next(4) as i64))
+                })
+                .collect();
+            let n = 1 + self.next(12);
+            let windows = (0..n)
+                .map(|_| {
+                    self.marker += 1;
+                    let w = at(5 * (r / 2 + self.next(3)) as i64);
+                    window(self.next(3) as u32, self.next(3) as u32, w, self.marker as i64)
+                })
+                .collect();
+            (stock, windows)
+        }
+    }
+
+    async fn files(lake: &Lake, table: &str) -> Vec<String> {
+        lake.list(&format!("warehouse/{table}/")).await.unwrap().into_iter().map(|o| o.key).collect()
+    }
+
+    async fn contents(lake: &Lake) -> HashMap<String, Bytes> {
+        let mut out = HashMap::new();
+        for o in lake.list("warehouse/").await.unwrap() {
+            out.insert(o.key.clone(), lake.get(&o.key).await.unwrap().unwrap());
+        }
+        out
+    }
+
+    /// What a crash right after a flush wrote its new part, before it deleted what that part
+    /// superseded, leaves behind: today's files plus every file deleted since `before`.
+    async fn crash_image(before: &HashMap<String, Bytes>, lake: &Lake) -> (tempfile::TempDir, Lake, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let image = lake_in(&dir);
+        let now = contents(lake).await;
+        for (k, b) in &now {
+            image.put(k, b.clone()).await.unwrap();
+        }
+        let mut restored = 0;
+        for (k, b) in before {
+            if !now.contains_key(k) {
+                image.put(k, b.clone()).await.unwrap();
+                restored += 1;
+            }
+        }
+        (dir, image, restored)
+    }
+
+    fn keyed<'a>(st: &'a mut State, t: &Table) -> &'a mut KeyedTable {
+        match st.tables.get_mut(t.name) {
+            Some(TableState::Keyed(k)) => k,
+            _ => unreachable!(),
+        }
+    }
+
+    /// (a) and (b): upserts over many flushes, with merges of parts (some into a snapshot
+    /// part), reopen to exactly the winners — also from the state a crash between writing a
+    /// merged part and deleting its inputs leaves.
+    #[tokio::test]
+    async fn keyed_tables_reopen_to_their_winners_across_flushes_merges_and_crashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        let wh = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
+        let mut model = Model::default();
+        let mut work = Workload::new(7);
+        let (mut merges, mut snapshots, mut crash_images) = (0, 0, 0);
+        for r in 0..200u64 {
+            let (s, w) = work.round(r);
+            wh.upsert_stock(&s).await.unwrap();
+            model.upsert_stock(&s);
+            wh.upsert_sales_windows(&w).await.unwrap();
+            model.upsert_windows(&w);
+            if r % 3 == 1 {
+                // Queries between inserts compact the in-memory segments.
+                model.check(&wh, &format!("round {r}, in memory")).await;
+            }
+            if r % 5 == 4 {
+                continue; // not every round flushes
+            }
+            let before = contents(&lake).await;
+            wh.flush().await.unwrap();
+            for table in ["rt_stock", "rt_sales_5min"] {
+                let now = files(&lake, table).await;
+                assert!(now.len() <= MAX_PARTS, "{table}: {now:?}");
+                let gone = before.keys().filter(|k| k.contains(&format!("/{table}/")) && !now.contains(k)).count();
+                if gone > 0 {
+                    merges += 1;
+                    snapshots += now.iter().any(|k| !before.contains_key(k) && k.ends_with(SNAPSHOT_SUFFIX)) as usize;
+                }
+            }
+            let (_image_dir, image, restored) = crash_image(&before, &lake).await;
+            if restored > 0 {
+                crash_images += 1;
+                let reopened = EmbeddedWarehouse::open(Some(image)).await.unwrap();
+                model.check(&reopened, &format!("round {r}, reopened after a crash before deleting {restored} merged files")).await;
+            }
+            if r % 20 == 0 {
+                let reopened = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
+                model.check(&reopened, &format!("round {r}, reopened")).await;
+            }
+        }
+        assert!(merges >= 10 && snapshots >= 2 && merges > snapshots, "merges {merges}, into snapshots {snapshots}");
+        assert!(crash_images >= 10);
+        wh.flush().await.unwrap();
+        model.check(&wh, "in memory at the end").await;
+
+        // A new process carries on from the lake: more upserts (older versions lose), reopen.
+        let wh = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
+        model.check(&wh, "reopened at the end").await;
+        let late = vec![stock(0, 0, -1, at(-100)), stock(1, 1, -2, at(1000))];
+        wh.upsert_stock(&late).await.unwrap();
+        model.upsert_stock(&late);
+        wh.flush().await.unwrap();
+        let wh = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
+        model.check(&wh, "reopened after a second life").await;
+        let n = keyed(&mut wh.state.lock().unwrap(), &schema::RT_STOCK).winners.len();
+        assert_eq!(n, model.stock.len());
+    }
+
+    /// (b) for dimensions: a replaced dimension table loses the rows the new load lacks, even
+    /// when a crash kept the files the replacement should have deleted — a legacy
+    /// `snapshot.parquet` among them.
+    #[tokio::test]
+    async fn replaced_dimensions_stay_replaced_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        let store = |id: &str, name: &str| Store {
+            store_id: id.into(),
+            name: name.into(),
+            region: "north".into(),
+            city: "x".into(),
+            format: "supermarket".into(),
+            size_sqm: 100,
+            opens_hour: 8,
+            closes_hour: 22,
+        };
+        // An earlier build's snapshot, then this build's loads.
+        let legacy = rows::stores_batch(&[store("s1", "legacy"), store("s9", "closed long ago")]).unwrap();
+        lake.write_parquet("warehouse/dim_store/snapshot.parquet", &[legacy]).await.unwrap();
+        let wh = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
+        let names = |r: QueryResult| r.rows.iter().map(|r| format!("{}={}", r[0].as_str().unwrap(), r[1].as_str().unwrap())).collect::<Vec<_>>();
+        let q = "SELECT store_key, store_name FROM dim_store ORDER BY store_key";
+        assert_eq!(names(wh.query(q).await.unwrap()), ["s1=legacy", "s9=closed long ago"]);
+
+        let before = contents(&lake).await;
+        wh.load_dimensions(&[store("s1", "one"), store("s2", "two"), store("s3", "three")], &[], &[]).await.unwrap();
+        let want = ["s1=one", "s2=two", "s3=three"];
+        assert_eq!(names(wh.query(q).await.unwrap()), want);
+        let (_d, image, restored) = crash_image(&before, &lake).await;
+        assert_eq!(restored, 1, "the legacy snapshot was deleted");
+        assert_eq!(names(EmbeddedWarehouse::open(Some(image)).await.unwrap().query(q).await.unwrap()), want);
+        assert_eq!(names(EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap().query(q).await.unwrap()), want);
+
+        let before = contents(&lake).await;
+        wh.load_dimensions(&[store("s2", "two again"), store("s4", "four")], &[], &[]).await.unwrap();
+        let want = ["s2=two again", "s4=four"];
+        assert_eq!(names(wh.query(q).await.unwrap()), want);
+        let (_d, image, restored) = crash_image(&before, &lake).await;
+        assert_eq!(restored, 1);
+        assert_eq!(names(EmbeddedWarehouse::open(Some(image.clone())).await.unwrap().query(q).await.unwrap()), want);
+        // The leftover is deleted by the next writer's flush, never by a reader.
+        assert_eq!(files(&image, "dim_store").await.len(), 2);
+        let writer = EmbeddedWarehouse::open(Some(image.clone())).await.unwrap();
+        assert_eq!(files(&image, "dim_store").await.len(), 2);
+        writer.flush().await.unwrap();
+        assert_eq!(files(&image, "dim_store").await.len(), 1);
+        assert_eq!(names(EmbeddedWarehouse::open(Some(image)).await.unwrap().query(q).await.unwrap()), want);
+        // An empty slice leaves a dimension alone.
+        wh.load_dimensions(&[], &[], &[]).await.unwrap();
+        assert_eq!(names(EmbeddedWarehouse::open(Some(lake)).await.unwrap().query(q).await.unwrap()), want);
+    }
+
+    /// (c) A legacy `snapshot.parquet` loads first; new parts apply over it; a merge into a
+    /// snapshot part replaces it.
+    #[tokio::test]
+    async fn a_legacy_snapshot_loads_under_new_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        let legacy_rows: Vec<StockLevel> = (0..4).flat_map(|s| (0..6).map(move |p| stock(s, p, (100 * s + p) as i32, at(10)))).collect();
+        lake.write_parquet("warehouse/rt_stock/snapshot.parquet", &[rows::stock_batch(&legacy_rows).unwrap()]).await.unwrap();
+        let mut model = Model::default();
+        model.upsert_stock(&legacy_rows);
+        let wh = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
+        model.check(&wh, "legacy only").await;
+
+        // Newer, tied (a later insert: wins) and older (loses) versions of legacy rows.
+        let rows = vec![stock(0, 0, -1, at(11)), stock(0, 1, -2, at(10)), stock(0, 2, -3, at(9)), stock(9, 9, -4, at(1))];
+        wh.upsert_stock(&rows).await.unwrap();
+        model.upsert_stock(&rows);
+        wh.flush().await.unwrap();
+        let legacy = "warehouse/rt_stock/snapshot.parquet".to_string();
+        assert!(files(&lake, "rt_stock").await.contains(&legacy), "a small delta does not rewrite the table");
+        model.check(&EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap(), "legacy + one part").await;
+
+        let mut work = Workload::new(3);
+        for r in 0..40 {
+            let (s, _) = work.round(r);
+            wh.upsert_stock(&s).await.unwrap();
+            model.upsert_stock(&s);
+            wh.flush().await.unwrap();
+            model.check(&EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap(), &format!("legacy + parts, round {r}")).await;
+        }
+        let now = files(&lake, "rt_stock").await;
+        assert!(!now.contains(&legacy) && now.iter().any(|k| k.ends_with(SNAPSHOT_SUFFIX)), "{now:?}");
+        model.check(&wh, "in memory").await;
+    }
+
+    /// (d) Fact dedup still drops replayed rows (also within one batch), across flushes,
+    /// merges of parts, reopening and a crash before merged parts were deleted.
+    #[tokio::test]
+    async fn fact_dedup_drops_replays_across_merges_and_crashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake_in(&dir);
+        let wh = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
+        let count = |wh: EmbeddedWarehouse| async move {
+            let n = wh.query("SELECT COUNT(*) AS n, COUNT(DISTINCT sale_id) AS d FROM fact_sales").await.unwrap().rows;
+            let lines = wh.query("SELECT SUM(lines) AS n FROM agg_sales_daily").await.unwrap().rows;
+            (n[0][0].as_i64().unwrap(), n[0][1].as_i64().unwrap(), lines[0][0].as_i64().unwrap())
+        };
+        wh.insert_sales(&[sale("a"), sale("b"), sale("a")]).await.unwrap();
+        wh.insert_sales(&[sale("b"), sale("c")]).await.unwrap();
+        let mut crash_images = 0;
+        for i in 0..100 {
+            let batch: Vec<FactSale> = (0..=i).map(|j| sale(&format!("x{j}"))).collect();
+            wh.insert_sales(&batch).await.unwrap(); // all but the last were seen before
+            let before = contents(&lake).await;
+            wh.flush().await.unwrap();
+            assert!(files(&lake, "fact_sales").await.len() <= MAX_PARTS);
+            let (_d, image, restored) = crash_image(&before, &lake).await;
+            if restored > 0 {
+                crash_images += 1;
+                let n = 3 + i as i64 + 1;
+                assert_eq!(count(EmbeddedWarehouse::open(Some(image)).await.unwrap()).await, (n, n, n), "after a crash, round {i}");
+            }
+        }
+        assert!(crash_images >= 5, "{crash_images} merges");
+        let n = 3 + 100;
+        let reopened = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
+        assert_eq!(count(reopened).await, (n, n, n));
+        let reopened = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
+        reopened.insert_sales(&[sale("a"), sale("x7"), sale("new")]).await.unwrap();
+        assert_eq!(count(reopened).await, (n + 1, n + 1, n + 1));
+        assert_eq!(count(wh).await, (n, n, n));
+    }
+
+    /// (e) Keys are compared column by column: ("ab","c") and ("a","bc") are different rows.
+    #[tokio::test]
+    async fn keys_that_concatenate_alike_stay_apart() {
+        let wh = EmbeddedWarehouse::open(None).await.unwrap();
+        let f = |set: &str, entity: &str, name: &str, value: f64| FeatureValue {
+            feature_set: set.into(),
+            entity_id: entity.into(),
+            feature_date: at(0).date_naive(),
+            feature_name: name.into(),
+            value,
+            computed_at: at(0),
+        };
+        let keys = [("ab", "c", "x"), ("a", "bc", "x"), ("abc", "", "x"), ("", "abc", "x"), ("a", "b", "cx"), ("12345678", "9", "x"), ("123456789", "", "x")];
+        let rows: Vec<FeatureValue> = keys.iter().enumerate().map(|(i, (s, e, n))| f(s, e, n, i as f64)).collect();
+        wh.upsert_features(&rows).await.unwrap();
+        wh.upsert_features(&[f("ab", "c", "x", 10.0)]).await.unwrap(); // same key, same version: replaces
+        let r = wh.query("SELECT feature_set, entity_id, feature_name, value FROM feature_store ORDER BY value").await.unwrap();
+        let mut want: Vec<Vec<Value>> = keys.iter().enumerate().skip(1).map(|(i, (s, e, n))| vec![json!(s), json!(e), json!(n), json!(i as f64)]).collect();
+        want.push(vec![json!("ab"), json!("c"), json!("x"), json!(10.0)]);
+        assert_eq!(r.rows, want);
+        wh.insert_sales(&[sale("ab"), sale("a"), sale("b")]).await.unwrap();
+        let r = wh.query("SELECT COUNT(*) AS n FROM fact_sales").await.unwrap();
+        assert_eq!(r.rows, vec![vec![json!(3)]]);
+    }
+
+    /// Memory stays proportional to the winners when the same keys are upserted over and over
+    /// and nobody queries or flushes; the view afterwards is exact.
+    #[tokio::test]
+    async fn superseded_rows_do_not_pile_up() {
+        let wh = EmbeddedWarehouse::open(None).await.unwrap();
+        let keys = 5_000u32;
+        let mut marker = 0;
+        for round in 0..200i64 {
+            let rows: Vec<StockLevel> = (0..1_000u32)
+                .map(|i| {
+                    marker += 1;
+                    stock(0, (i * 7 + round as u32 * 1_013) % keys, marker, at(round))
+                })
+                .collect();
+            wh.upsert_stock(&rows).await.unwrap();
+        }
+        {
+            let mut st = wh.state.lock().unwrap();
+            let k = keyed(&mut st, &schema::RT_STOCK);
+            let held: usize = k.segments.iter().map(|s| s.len()).sum();
+            assert_eq!(k.winners.len(), keys as usize);
+            assert!(held <= 3 * keys as usize + 2 * COALESCE_ROWS, "{held} rows held for {keys} keys");
+            assert!(k.segments.len() <= SMALL_SEGMENTS_MAX + 8, "{} segments", k.segments.len());
+            assert_eq!(held - k.dead, keys as usize);
+        }
+        let r = wh.query("SELECT COUNT(*) AS n, COUNT(DISTINCT product_id) AS d, MIN(updated_at) AS t FROM rt_stock").await.unwrap();
+        assert_eq!(r.rows, vec![vec![json!(keys), json!(keys), json!(time_text(at(199 - 5)))]]);
+        let st = wh.state.lock().unwrap();
+        let Some(TableState::Keyed(k)) = st.tables.get(schema::RT_STOCK.name) else { unreachable!() };
+        assert_eq!((k.dead, k.segments.iter().map(|s| s.len()).sum::<usize>()), (0, keys as usize));
+    }
+
+    #[test]
+    fn merge_point_waits_for_the_bound_then_merges_size_tiered() {
+        assert_eq!(merge_point(&[], 5), 0);
+        assert_eq!(merge_point(&[10], 5), 1);
+        assert_eq!(merge_point(&[10, 5, 5], 5), 3, "room left: no merge");
+        // At the bound: the newest is absorbed even when larger, then only older ones no larger
+        // than what is accumulated.
+        let sizes: Vec<usize> = (1..=MAX_PARTS as u32).rev().map(|e| 1usize << e).collect();
+        assert_eq!(merge_point(&sizes, 1), MAX_PARTS - 1);
+        let mut sizes = vec![1_000; MAX_PARTS];
+        sizes[0] = 1_000_000;
+        assert_eq!(merge_point(&sizes, 1), 1, "the big oldest part stays");
+        sizes[0] = 0; // e.g. a keyed part whose rows were all superseded
+        assert_eq!(merge_point(&sizes, 1), 0);
+        // Many flushes of one row: never more than MAX_PARTS parts, each row written a few times.
+        let (mut parts, mut written) = (Vec::<usize>::new(), 0);
+        for _ in 0..10_000 {
+            let i = merge_point(&parts, 1);
+            let merged: usize = parts.drain(i..).sum::<usize>() + 1;
+            written += merged;
+            parts.push(merged);
+            assert!(parts.len() <= MAX_PARTS);
+        }
+        assert!(written <= 10_000 * 6, "{written}");
+    }
 }

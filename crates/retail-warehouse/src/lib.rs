@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod queries;
 pub mod result;
 pub mod rows;
+mod row_hash;
 pub mod schema;
 
 pub use calendar::{dim_date, HolidayCalendar};
