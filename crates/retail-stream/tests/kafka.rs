@@ -1,7 +1,7 @@
 //! Against a real Kafka-protocol broker (`RETAIL_TEST_KAFKA=host:port`, started by .ci/run):
 //! two processor processes in one consumer group share the partitions through rebalances
-//! (one joins late, one is SIGKILLed and comes back), and the lake and warehouse end up with
-//! exactly the valid input. Records are tagged with a per-run id prefix, so earlier runs'
+//! (one joins late, one is SIGKILLed and comes back), and one processor SIGKILLed at random
+//! points and restarted; the lake and warehouse end up with exactly the valid input. Records are tagged with a per-run id prefix, so earlier runs'
 //! records on the same topics do not disturb the counts.
 
 mod common;
@@ -67,4 +67,50 @@ async fn two_processors_in_one_group_share_partitions_exactly_once() {
 #[ignore = "needs a Kafka-protocol broker: run by .ci/run"]
 async fn sigkill_during_a_group_rebalance_on_kafka_loses_and_duplicates_nothing() {
     group_scenario(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Kafka-protocol broker: run by .ci/run"]
+async fn sigkill_at_random_points_on_kafka_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_url = format!("file://{}/lake", dir.path().display());
+    let bus_url = broker();
+    let bus = retail_bus::open(&bus_url, &BusOptions::default()).await.unwrap();
+    bus.ensure_topics().await.unwrap();
+    let run = run_id();
+    let group = format!("crash-test-{run:08x}");
+    // Enough that the kills land mid-stream (each member first waits out its predecessor's session).
+    let n: usize = std::env::var("RETAIL_KAFKA_CRASH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let (records, exp) = generate(n, run as u64 ^ 0x5eed, run);
+    publish_all(&bus, &records).await;
+
+    // Kills land while joining the group, mid-batch, mid-checkpoint or between polls; a short
+    // checkpoint interval puts more commits (and kills between sink write and commit) in range.
+    // A killed member stays in the group until its session times out, and a restarted one is
+    // assigned only after that (Kafka's default is 45 s; a rebalance waits for the members it
+    // knows up to max.poll.interval.ms): short timeouts keep each round to seconds.
+    let quick_group: &[&str] = &[
+        "--kafka-property", "session.timeout.ms=6000",
+        "--kafka-property", "heartbeat.interval.ms=1000",
+        "--kafka-property", "max.poll.interval.ms=10000",
+    ];
+    let mut rng = Lcg(run as u64);
+    for round in 0..4 {
+        let mut args = vec!["--checkpoint-ms", "300"];
+        args.extend_from_slice(quick_group);
+        let mut child = spawn_worker(&bus_url, &lake_url, &group, &args);
+        // Long enough to be assigned (the previous member's session must expire first) and
+        // process for a while; the kill lands at a random point of that.
+        let delay = 7_000 + rng.below(4_000);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        child.kill().unwrap(); // SIGKILL on Unix
+        let status = child.wait().unwrap();
+        eprintln!("round {round}: killed after {delay} ms ({status})");
+    }
+    let mut args = vec!["--exit-when-idle"];
+    args.extend_from_slice(quick_group);
+    let mut child = spawn_worker(&bus_url, &lake_url, &group, &args);
+    let status = wait_with_deadline(&mut child, 600);
+    assert!(status.success(), "final run failed: {status}");
+    verify(&lake_url, &exp, run).await;
 }

@@ -16,7 +16,7 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber_init();
     let args: Vec<String> = std::env::args().collect();
     let (Some(bus_url), Some(lake_url)) = (arg(&args, "--bus"), arg(&args, "--lake")) else {
-        eprintln!("usage: retail-stream-worker --bus URL --lake URL [--group G] [--checkpoint-ms N] [--batch N] [--lake-flush N] [--exit-when-idle]");
+        eprintln!("usage: retail-stream-worker --bus URL --lake URL [--group G] [--checkpoint-ms N] [--batch N] [--lake-flush N] [--kafka-property K=V]... [--exit-when-idle]");
         return std::process::ExitCode::from(2);
     };
     let mut cfg = StreamConfig::default();
@@ -33,8 +33,16 @@ async fn main() -> std::process::ExitCode {
         cfg.lake_flush_events = n;
     }
     cfg.stop_when_idle = args.iter().any(|a| a == "--exit-when-idle");
+    let mut bus_options = retail_bus::BusOptions::default();
+    for pair in args.windows(2).filter(|w| w[0] == "--kafka-property").map(|w| &w[1]) {
+        let Some((k, v)) = pair.split_once('=') else {
+            eprintln!("--kafka-property wants KEY=VALUE, got `{pair}`");
+            return std::process::ExitCode::from(2);
+        };
+        bus_options.kafka.properties.insert(k.to_string(), v.to_string());
+    }
     let result = async {
-        let bus = retail_bus::open(&bus_url, &retail_bus::BusOptions::default()).await?;
+        let bus = retail_bus::open(&bus_url, &bus_options).await?;
         bus.ensure_topics().await?;
         let lake = retail_lake::Lake::open(&lake_url, &retail_lake::S3Options::default())?;
         let warehouse = retail_warehouse::open("embedded", &retail_warehouse::WarehouseOptions::default(), Some(lake.clone())).await?;
