@@ -35,9 +35,9 @@ use crate::rows::{self, FeatureValue, Prediction};
 use crate::schema::{self, Kind, Measure, Rollup, Table, ROLLUPS, TABLES};
 use crate::{DateRow, QueryResult, Warehouse, WarehouseError};
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array, UInt32Array};
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -953,13 +953,11 @@ impl EmbeddedWarehouse {
 }
 
 /// `SELECT date_key, <keys>, <measures> FROM src [WHERE quantity_on_hand <= 0] GROUP BY
-/// date_key, <keys>` as a batch of `r.table`, sorted by key; the same aggregation ClickHouse's
-/// materialized view runs.
+/// date_key, <keys>` as a batch of `r.table`, groups in order of first appearance; the same
+/// aggregation ClickHouse's materialized view runs. Groups are found by a hash of the key
+/// columns (no per-row key allocation): this runs on every fact insert.
 fn rollup_batch(r: &Rollup, src: &RecordBatch, measures: &[(&'static str, Measure)], only_out_of_stock: bool) -> Result<RecordBatch, WarehouseError> {
-    use datafusion::arrow::array::Date32Array;
     let col = |n: &str| src.column_by_name(n).ok_or_else(|| other(format!("{} lacks {n}", r.source.name)));
-    let date = col("date_key")?.as_primitive::<Date32Type>().clone();
-    let keys: Vec<StringArray> = r.keys.iter().map(|k| Ok(col(k)?.as_string::<i32>().clone())).collect::<Result<_, WarehouseError>>()?;
     enum Input {
         Int(Int64Array),
         Money(Decimal128Array),
@@ -981,35 +979,41 @@ fn rollup_batch(r: &Rollup, src: &RecordBatch, measures: &[(&'static str, Measur
     } else {
         None
     };
-    let mut groups: HashMap<(i32, Vec<&str>), Vec<i128>> = HashMap::new();
-    for i in 0..src.num_rows() {
+    let mut key_cols = vec!["date_key"];
+    key_cols.extend(r.keys.iter().copied());
+    let hashes = hash_rows(src, &key_cols).map_err(other)?;
+    let width = inputs.len();
+    let mut group_of: HashMap<u128, u32, BuildPreHashed> = HashMap::with_capacity_and_hasher(src.num_rows() / 4, BuildPreHashed::default());
+    let mut first_rows: Vec<u32> = Vec::new();
+    let mut sums: Vec<i128> = Vec::new();
+    for (i, h) in hashes.iter().enumerate() {
         if keep.as_ref().is_some_and(|k| !k[i]) {
             continue;
         }
-        let key = (date.value(i), keys.iter().map(|k| k.value(i)).collect::<Vec<_>>());
-        let sums = groups.entry(key).or_insert_with(|| vec![0; inputs.len()]);
+        let g = *group_of.entry(*h).or_insert_with(|| {
+            first_rows.push(i as u32);
+            sums.extend(std::iter::repeat_n(0, width));
+            (first_rows.len() - 1) as u32
+        }) as usize;
         for (j, input) in inputs.iter().enumerate() {
-            sums[j] += match input {
+            sums[g * width + j] += match input {
                 Input::Int(a) => a.value(i) as i128,
                 Input::Money(a) => a.value(i),
                 Input::Count => 1,
             };
         }
     }
-    let mut rows: Vec<_> = groups.into_iter().collect();
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut cols: Vec<ArrayRef> = vec![Arc::new(Date32Array::from(rows.iter().map(|r| r.0 .0).collect::<Vec<_>>()))];
-    for k in 0..r.keys.len() {
-        cols.push(Arc::new(StringArray::from(rows.iter().map(|r| r.0 .1[k]).collect::<Vec<_>>())));
+    let idx = UInt32Array::from(first_rows);
+    let mut cols: Vec<ArrayRef> = Vec::with_capacity(key_cols.len() + width);
+    for k in &key_cols {
+        cols.push(datafusion::arrow::compute::take(col(k)?.as_ref(), &idx, None).map_err(other)?);
     }
+    let groups = idx.len();
     for (j, (_, m)) in measures.iter().enumerate() {
+        let column = (0..groups).map(|g| sums[g * width + j]);
         cols.push(match m {
-            Measure::SumMoney(_) => Arc::new(
-                Decimal128Array::from(rows.iter().map(|r| r.1[j]).collect::<Vec<_>>())
-                    .with_precision_and_scale(18, 2)
-                    .map_err(other)?,
-            ),
-            _ => Arc::new(Int64Array::from(rows.iter().map(|r| r.1[j] as i64).collect::<Vec<_>>())),
+            Measure::SumMoney(_) => Arc::new(Decimal128Array::from_iter_values(column).with_precision_and_scale(18, 2).map_err(other)?),
+            _ => Arc::new(Int64Array::from_iter_values(column.map(|v| v as i64))),
         });
     }
     RecordBatch::try_new(r.table.arrow_schema(), cols).map_err(other)
