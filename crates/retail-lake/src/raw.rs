@@ -322,7 +322,7 @@ impl Lake {
     /// Write one batch of valid events as Parquet under `raw-data/<kind>/year=/month=/day=/`,
     /// one file per kind and day: `part-<batch_id>.parquet`. Atomic per file; idempotent by
     /// `batch_id` (the same id always maps to the same object names, which are overwritten).
-    pub async fn write_raw(&self, batch_id: &str, events: &[Event]) -> Result<(), LakeError> {
+    pub async fn write_raw<'a>(&self, batch_id: &str, events: impl IntoIterator<Item = &'a Event>) -> Result<(), LakeError> {
         let name = safe_batch_id(batch_id);
         let mut groups: BTreeMap<(RawKind, NaiveDate), Vec<&Event>> = BTreeMap::new();
         for e in events {

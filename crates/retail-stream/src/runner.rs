@@ -116,14 +116,16 @@ struct Sinks {
 /// lake, and the chunk's bus append times (for event→sink latency).
 struct SinkJob {
     out: Outputs,
-    lake: Vec<(TopicKind, String, Vec<Event>)>,
+    lake: Vec<(TopicKind, String, Vec<Vec<Event>>)>,
     appended_ms: Vec<i64>,
 }
 
 struct RawBuf {
     first: i64,
     last: i64,
-    events: Vec<Event>,
+    /// The events in offset order, one vector per processed chunk.
+    events: Vec<Vec<Event>>,
+    len: usize,
 }
 
 /// Per-partition bookkeeping outside the pure processor.
@@ -260,13 +262,13 @@ async fn run_sink_job(sinks: Sinks, job: SinkJob) -> Result<Outputs, StreamError
     Ok(out)
 }
 
-async fn write_lake(sinks: &Sinks, writes: Vec<(TopicKind, String, Vec<Event>)>) -> Result<(), StreamError> {
+async fn write_lake(sinks: &Sinks, writes: Vec<(TopicKind, String, Vec<Vec<Event>>)>) -> Result<(), StreamError> {
     for (kind, name, events) in writes {
         let t = Instant::now();
         let lake = &sinks.lake;
-        retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&name, &events)).await?;
+        retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&name, events.iter().flatten())).await?;
         sinks.metrics.add_stage_time(Stage::Lake, t.elapsed());
-        sunk(&sinks.metrics, &format!("lake_{}", kind.lake_kind()), events.len());
+        sunk(&sinks.metrics, &format!("lake_{}", kind.lake_kind()), events.iter().map(Vec::len).sum());
     }
     Ok(())
 }
@@ -535,6 +537,8 @@ impl Runner {
         }
         self.processor.flush(&mut out);
         self.account(msgs, &out);
+        // One vector per partition and chunk: appending never reallocates (copies) a big buffer.
+        let mut chunk: BTreeMap<(TopicKind, i32), Vec<Event>> = BTreeMap::new();
         for r in out.raw.drain(..) {
             let key = (r.kind, r.partition);
             if let Some(o) = self.owned.get_mut(&key) {
@@ -543,16 +547,22 @@ impl Runner {
                     o.clean_from = Some(r.offset);
                 }
             }
-            let buf = self.raw.entry(key).or_insert_with(|| RawBuf { first: r.offset, last: r.offset, events: Vec::new() });
-            if buf.events.is_empty() {
+            let buf = self.raw.entry(key).or_insert_with(|| RawBuf { first: r.offset, last: r.offset, events: Vec::new(), len: 0 });
+            if buf.len == 0 {
                 buf.first = r.offset;
             }
             buf.last = r.offset;
-            buf.events.push(r.event);
+            buf.len += 1;
+            chunk.entry(key).or_default().push(r.event);
+        }
+        for (key, events) in chunk {
+            if let Some(buf) = self.raw.get_mut(&key) {
+                buf.events.push(events);
+            }
         }
         let appended_ms = msgs.iter().map(|m| m.timestamp_ms).collect();
         self.metrics.add_stage_time(Stage::Process, t.elapsed());
-        let full: Vec<(TopicKind, i32)> = self.raw.iter().filter(|(_, b)| b.events.len() >= self.cfg.lake_flush_events).map(|(k, _)| *k).collect();
+        let full: Vec<(TopicKind, i32)> = self.raw.iter().filter(|(_, b)| b.len >= self.cfg.lake_flush_events).map(|(k, _)| *k).collect();
         let mut lake = Vec::new();
         for k in full {
             if let Some(w) = self.take_raw(k).await? {
@@ -620,13 +630,14 @@ impl Runner {
     }
 
     /// Take a partition's buffered raw events as a named lake write (cleaning leftovers first).
-    async fn take_raw(&mut self, key: (TopicKind, i32)) -> Result<Option<(TopicKind, String, Vec<Event>)>, StreamError> {
-        if self.raw.get(&key).is_none_or(|b| b.events.is_empty()) {
+    async fn take_raw(&mut self, key: (TopicKind, i32)) -> Result<Option<(TopicKind, String, Vec<Vec<Event>>)>, StreamError> {
+        if self.raw.get(&key).is_none_or(|b| b.len == 0) {
             return Ok(None);
         }
         self.clean_partition(key).await?;
         let Some(buf) = self.raw.get_mut(&key) else { return Ok(None) };
         let name = batch_name(key.0, key.1, buf.first, buf.last);
+        buf.len = 0;
         Ok(Some((key.0, name, std::mem::take(&mut buf.events))))
     }
 

@@ -77,7 +77,11 @@ pub fn check_all(msgs: &[retail_bus::Message], threads: usize) -> Vec<Verdict> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = msgs.chunks(per).map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>())).collect();
         // A panic in validation is a bug, not bad input (bad input is a verdict): propagate it.
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        let mut all = Vec::with_capacity(msgs.len());
+        for h in handles {
+            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        all
     })
 }
 

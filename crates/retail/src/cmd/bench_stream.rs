@@ -29,6 +29,8 @@ pub struct BenchStreamArgs {
 struct Row {
     backend: String,
     stages: [f64; 5],
+    /// valid, dead letters, anomalies, alerts: what the workload made the processor do.
+    outcome: [u64; 4],
     events: u64,
     secs: f64,
     p50: f64,
@@ -36,9 +38,14 @@ struct Row {
     rate: usize,
 }
 
+/// On-hand stock per store×SKU of the generated workload, so every inventory update continues
+/// the previous one (a workload of contradicting updates would measure the anomaly path).
+#[derive(Default)]
+struct Stock(std::collections::HashMap<u64, i64>);
+
 /// A sale and the inventory movement it causes, as contract JSON, from a counter: cheap enough
 /// to generate a million without dominating the setup. Stores × SKUs spread the keys.
-fn event_pair(i: u64, base_ms: i64, out: &mut Vec<(&'static str, Vec<u8>, Vec<u8>)>) {
+fn event_pair(i: u64, base_ms: i64, stock: &mut Stock, out: &mut Vec<(&'static str, Vec<u8>, Vec<u8>)>) {
     let store = format!("store_{:03}", 1 + i % 200);
     let sku = 1 + (i / 200) % 500;
     let ts = chrono::DateTime::from_timestamp_millis(base_ms + (i as i64) * 2).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -50,23 +57,26 @@ fn event_pair(i: u64, base_ms: i64, out: &mut Vec<(&'static str, Vec<u8>, Vec<u8
         i,
         i % 10_000
     );
+    let on_hand = stock.0.entry((i % 200) * 1000 + sku).or_insert(1_000_000);
+    let previous = *on_hand;
+    *on_hand -= qty as i64;
     let inv = format!(
-        r#"{{"event_type":"inventory_update","schema_version":1,"inventory_id":"00000000-0000-4000-8000-{:012}","store_id":"{store}","product_id":"SKU{sku}","quantity_change":-{qty},"previous_quantity":1000000,"new_quantity":{},"reason":"sale","reference_id":null,"timestamp":"{ts}"}}"#,
+        r#"{{"event_type":"inventory_update","schema_version":1,"inventory_id":"00000000-0000-4000-8000-{:012}","store_id":"{store}","product_id":"SKU{sku}","quantity_change":-{qty},"previous_quantity":{previous},"new_quantity":{},"reason":"sale","reference_id":null,"timestamp":"{ts}"}}"#,
         2 * i + 1,
-        1_000_000 - qty
+        *on_hand
     );
     out.push((topics::SALES, store.clone().into_bytes(), sale.into_bytes()));
     out.push((topics::INVENTORY, store.into_bytes(), inv.into_bytes()));
 }
 
-async fn publish_range(bus: &Arc<dyn EventBus>, from: u64, pairs: u64, base_ms: i64) -> anyhow::Result<()> {
+async fn publish_range(bus: &Arc<dyn EventBus>, from: u64, pairs: u64, base_ms: i64, stock: &mut Stock) -> anyhow::Result<()> {
     let mut buf = Vec::with_capacity(10_000);
     let mut i = from;
     while i < from + pairs {
         buf.clear();
         let end = (i + 5_000).min(from + pairs);
         for k in i..end {
-            event_pair(k, base_ms, &mut buf);
+            event_pair(k, base_ms, stock, &mut buf);
         }
         let recs: Vec<Record> = buf.iter().map(|(t, k, p)| Record { topic: t, key: k, payload: p }).collect();
         bus.publish(&recs).await?;
@@ -94,14 +104,15 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     // Throughput: drain a backlog of `events` records.
     let pairs = (args.events as u64).div_ceil(2);
     eprintln!("[{backend}] publishing {} records …", pairs * 2);
-    publish_range(&sinks.bus, 0, pairs, base_ms).await?;
+    let mut stock = Stock::default();
+    publish_range(&sinks.bus, 0, pairs, base_ms, &mut stock).await?;
     let metrics = retail_stream::StreamMetrics::new();
     let counters = metrics.counters();
     let started = Instant::now();
     retail_stream::run(stream_cfg.clone(), sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone(), &Default::default(), metrics, CancellationToken::new()).await?;
     let secs = started.elapsed().as_secs_f64();
     let snap = counters.snapshot();
-    let throughput = Row { backend: format!("{backend} backlog"), events: snap.events_in, secs, p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: 0, stages: snap.stage_secs };
+    let throughput = Row { backend: format!("{backend} backlog"), events: snap.events_in, secs, p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: 0, stages: snap.stage_secs, outcome: [snap.valid, snap.dead_letters, snap.anomalies, snap.alerts] };
 
     // Latency: a paced producer while the processor runs live.
     let metrics = retail_stream::StreamMetrics::new();
@@ -118,7 +129,7 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let mut interval = tokio::time::interval(tick);
     while start.elapsed() < Duration::from_secs(args.latency_secs) {
         interval.tick().await;
-        publish_range(&sinks.bus, next, pairs_per_tick, base_ms).await?;
+        publish_range(&sinks.bus, next, pairs_per_tick, base_ms, &mut stock).await?;
         next += pairs_per_tick;
     }
     // Let the tail drain before stopping.
@@ -130,7 +141,7 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     cancel.cancel();
     processor.await??;
     let snap = counters.snapshot();
-    let latency = Row { backend: format!("{backend} paced"), events: snap.events_in, secs: start.elapsed().as_secs_f64(), p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: args.latency_rate, stages: snap.stage_secs };
+    let latency = Row { backend: format!("{backend} paced"), events: snap.events_in, secs: start.elapsed().as_secs_f64(), p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: args.latency_rate, stages: snap.stage_secs, outcome: [snap.valid, snap.dead_letters, snap.anomalies, snap.alerts] };
     Ok((throughput, latency))
 }
 
@@ -176,6 +187,11 @@ pub async fn run(args: BenchStreamArgs, config: &Config) -> anyhow::Result<()> {
             print!(" {v:>10.2}");
         }
         println!();
+    }
+    println!();
+    println!("{:<18} {:>10} {:>10} {:>10} {:>10}", "outcome", "valid", "dead", "anomalies", "alerts");
+    for r in &rows {
+        println!("{:<18} {:>10} {:>10} {:>10} {:>10}", r.backend, r.outcome[0], r.outcome[1], r.outcome[2], r.outcome[3]);
     }
     println!("event→sink latency = bus append time → the batch's warehouse rows written (backlog rows include queueing behind the backlog).");
     Ok(())

@@ -173,7 +173,7 @@ impl Sink {
             Sink::Lake { lake, pending } => {
                 if let Some(first) = pending.first() {
                     let batch_id = format!("sim-{}-{}", first.event_id(), pending.len());
-                    lake.write_raw(&batch_id, pending).await.context("writing raw events to the lake")?;
+                    lake.write_raw(&batch_id, pending.iter()).await.context("writing raw events to the lake")?;
                     pending.clear();
                 }
             }
