@@ -172,6 +172,7 @@ pub struct Runner {
     /// Output buffers returned by finished sink tasks, reused by the next chunk.
     spare: Vec<Outputs>,
     inflight: Option<tokio::task::JoinHandle<Result<Outputs, StreamError>>>,
+    lag_task: Option<tokio::task::JoinHandle<()>>,
     last_checkpoint: Instant,
     dirty_since_checkpoint: bool,
     summary: RunSummary,
@@ -191,10 +192,19 @@ pub async fn run(
     // Cancellation is checked between steps only: a step cut short after `process` but before
     // its sinks would let the final checkpoint commit offsets whose rows were never written.
     // A step is bounded by the poll timeout, so shutdown stays prompt.
+    // An empty poll does not mean the end: a broker may just be slow to serve the next fetch.
+    // Checking costs a checkpoint and a lag query, so check only after this much idle polling.
+    let idle_check_after = (runner.cfg.poll_timeout * 3).max(Duration::from_millis(300));
+    let mut idle = Duration::ZERO;
     while !cancel.is_cancelled() {
+        let started = Instant::now();
         let n = runner.step().await?;
-        if n == 0 && runner.cfg.stop_when_idle && runner.caught_up().await? {
-            break;
+        idle = if n == 0 { idle + started.elapsed() } else { Duration::ZERO };
+        if runner.cfg.stop_when_idle && n == 0 && idle >= idle_check_after {
+            if runner.caught_up().await? {
+                break;
+            }
+            idle = Duration::ZERO;
         }
     }
     runner.checkpoint().await?;
@@ -344,6 +354,7 @@ impl Runner {
             owned: BTreeMap::new(),
             spare: Vec::new(),
             inflight: None,
+            lag_task: None,
             last_checkpoint: Instant::now(),
             dirty_since_checkpoint: false,
             summary: RunSummary::default(),
@@ -360,6 +371,7 @@ impl Runner {
         }
         let topics: Vec<&str> = self.cfg.topics.iter().map(|s| s.as_str()).collect();
         let lags = self.bus.lag(&self.cfg.group, &topics).await?;
+        self.metrics.counters.lag.store(lags.iter().map(|(_, l)| (*l).max(0)).sum(), Ordering::Relaxed);
         Ok(lags.iter().all(|(_, l)| *l <= 0))
     }
 
@@ -664,15 +676,27 @@ impl Runner {
         let t = Instant::now();
         let wh = self.warehouse.clone();
         retry("warehouse flush", WarehouseError::is_retryable, || wh.flush()).await?;
+        let flushed = t.elapsed();
         let mut positions = Vec::new();
+        // Encode the partitions' snapshots on blocking threads in parallel (a partition's state
+        // is tens of MB of JSON under load), then write them.
+        let mut encodes = Vec::new();
         for tp in self.processor.owned() {
             let Some(snap) = self.processor.snapshot(&tp.topic, tp.partition) else { continue };
             let key = self.checkpoint_key(&tp.topic, tp.partition);
-            let bytes = bytes::Bytes::from(serde_json::to_vec(&snap).map_err(|e| StreamError::Checkpoint { key: key.clone(), reason: e.to_string() })?);
+            encodes.push(tokio::task::spawn_blocking(move || {
+                let bytes = serde_json::to_vec(&snap).map_err(|e| StreamError::Checkpoint { key: key.clone(), reason: e.to_string() });
+                (tp, snap.next_offset, key, bytes)
+            }));
+        }
+        for task in encodes {
+            let (tp, next_offset, key, bytes) = task.await.map_err(|e| StreamError::Checkpoint { key: "snapshot".into(), reason: e.to_string() })?;
+            let bytes = bytes::Bytes::from(bytes?);
             let lake = self.lake.clone();
             retry("checkpoint write", LakeError::is_retryable, || lake.put(&key, bytes.clone())).await?;
-            positions.push((tp, snap.next_offset));
+            positions.push((tp, next_offset));
         }
+        let snapshotted = t.elapsed();
         if !positions.is_empty() {
             let consumer = &mut self.consumer;
             // Not retried in a loop here: a failed commit is harmless (the checkpoint already
@@ -681,6 +705,7 @@ impl Runner {
                 tracing::warn!(%e, "offset commit failed; the next checkpoint retries");
             }
         }
+        tracing::debug!(flush_ms = flushed.as_millis() as u64, snapshots_ms = (snapshotted - flushed).as_millis() as u64, commit_ms = (t.elapsed() - snapshotted).as_millis() as u64, "checkpoint");
         self.metrics.add_stage_time(Stage::Checkpoint, t.elapsed());
         self.last_checkpoint = Instant::now();
         self.dirty_since_checkpoint = false;
@@ -691,23 +716,34 @@ impl Runner {
         let (w, s) = self.processor.sizes();
         self.metrics.open_windows.set(w as i64);
         self.metrics.tracked_keys.set(s as i64);
-        self.update_lag().await;
+        self.update_lag();
         Ok(())
     }
 
-    async fn update_lag(&self) {
-        let topics: Vec<&str> = self.cfg.topics.iter().map(|s| s.as_str()).collect();
-        match self.bus.lag(&self.cfg.group, &topics).await {
-            Ok(lags) => {
-                let mut total = 0;
-                for (tp, lag) in lags {
-                    total += lag.max(0);
-                    self.metrics.lag.get_or_create(&vec![("topic".into(), tp.topic), ("partition".into(), tp.partition.to_string())]).set(lag);
-                }
-                self.metrics.counters.lag.store(total, Ordering::Relaxed);
-            }
-            Err(e) => tracing::debug!(%e, "lag unavailable"),
+    /// Refresh the lag metrics in the background: on Kafka it is a few broker round trips per
+    /// partition, which the processing loop should not wait for. At most one refresh runs.
+    fn update_lag(&mut self) {
+        if self.lag_task.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
         }
+        let bus = self.bus.clone();
+        let metrics = self.metrics.clone();
+        let group = self.cfg.group.clone();
+        let topics = self.cfg.topics.clone();
+        self.lag_task = Some(tokio::spawn(async move {
+            let topics: Vec<&str> = topics.iter().map(|s| s.as_str()).collect();
+            match bus.lag(&group, &topics).await {
+                Ok(lags) => {
+                    let mut total = 0;
+                    for (tp, lag) in lags {
+                        total += lag.max(0);
+                        metrics.lag.get_or_create(&vec![("topic".into(), tp.topic), ("partition".into(), tp.partition.to_string())]).set(lag);
+                    }
+                    metrics.counters.lag.store(total, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(%e, "lag unavailable"),
+            }
+        }));
     }
 }
 
