@@ -109,6 +109,44 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// Which librdkafka clients a `[kafka.properties]` entry applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    Both,
+    Producer,
+    Consumer,
+}
+
+/// librdkafka's consumer-only and producer-only properties (its CONFIGURATION.md, "C/P" column);
+/// anything else (TLS, SASL, timeouts, debug, …) goes to every client.
+fn property_scope(key: &str) -> Scope {
+    const CONSUMER: &[&str] = &[
+        "group.id", "group.instance.id", "group.protocol", "group.remote.assignor", "partition.assignment.strategy",
+        "session.timeout.ms", "heartbeat.interval.ms", "group.protocol.type", "coordinator.query.interval.ms",
+        "max.poll.interval.ms", "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
+        "queued.min.messages", "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.queue.backoff.ms",
+        "fetch.message.max.bytes", "max.partition.fetch.bytes", "fetch.max.bytes", "fetch.min.bytes",
+        "fetch.error.backoff.ms", "offset.store.method", "isolation.level", "enable.partition.eof",
+        "check.crcs", "auto.offset.reset", "consume.callback.max.messages",
+    ];
+    const PRODUCER: &[&str] = &[
+        "transactional.id", "transaction.timeout.ms", "enable.idempotence", "enable.gapless.guarantee",
+        "queue.buffering.max.messages", "queue.buffering.max.kbytes", "queue.buffering.max.ms", "linger.ms",
+        "message.send.max.retries", "retries", "retry.backoff.ms", "retry.backoff.max.ms",
+        "queue.buffering.backpressure.threshold", "compression.codec", "compression.type", "batch.num.messages",
+        "batch.size", "delivery.report.only.error", "sticky.partitioning.linger.ms", "request.required.acks",
+        "acks", "request.timeout.ms", "message.timeout.ms", "delivery.timeout.ms", "partitioner",
+        "compression.level", "max.in.flight.requests.per.connection", "max.in.flight",
+    ];
+    if CONSUMER.contains(&key) {
+        Scope::Consumer
+    } else if PRODUCER.contains(&key) {
+        Scope::Producer
+    } else {
+        Scope::Both
+    }
+}
+
 pub(crate) struct KafkaBus {
     servers: String,
     config: ClientConfig,
@@ -125,7 +163,10 @@ impl KafkaBus {
     pub(crate) async fn connect(url: &str, servers: &str, options: &BusOptions) -> Result<KafkaBus, BusError> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", servers).set("client.id", "retail");
-        for (k, v) in &options.kafka.properties {
+        // Each client gets the common properties plus those of its side: consumers add theirs in
+        // `consumer_config`, the producer below (librdkafka warns about every property of the
+        // other side; the admin client is a producer-type handle that needs neither).
+        for (k, v) in options.kafka.properties.iter().filter(|(k, _)| property_scope(k) == Scope::Both) {
             config.set(k, v);
         }
         let mut pconf = ClientConfig::new();
@@ -141,7 +182,7 @@ impl KafkaBus {
             // A batch that cannot be delivered fails within this, instead of librdkafka's 5 minutes.
             .set("message.timeout.ms", "30000")
             .set("queue.buffering.max.messages", "1000000");
-        for (k, v) in &options.kafka.properties {
+        for (k, v) in options.kafka.properties.iter().filter(|(k, _)| property_scope(k) != Scope::Consumer) {
             pconf.set(k, v);
         }
         let bad_config = |e: KafkaError| BusError::Other(format!("invalid Kafka client settings (check [kafka.properties]): {e}"));
@@ -185,7 +226,7 @@ impl KafkaBus {
             .set("auto.offset.reset", self.reset.as_str())
             .set("enable.partition.eof", "false");
         // User properties win over the defaults above too.
-        for (k, v) in &self.properties {
+        for (k, v) in self.properties.iter().filter(|(k, _)| property_scope(k) != Scope::Producer) {
             c.set(k, v);
         }
         c
@@ -512,7 +553,19 @@ impl Consumer for KafkaConsumer {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_servers;
+
+    #[test]
+    fn properties_go_only_to_the_clients_that_understand_them() {
+        assert_eq!(property_scope("session.timeout.ms"), Scope::Consumer);
+        assert_eq!(property_scope("auto.offset.reset"), Scope::Consumer);
+        assert_eq!(property_scope("linger.ms"), Scope::Producer);
+        assert_eq!(property_scope("acks"), Scope::Producer);
+        for common in ["security.protocol", "sasl.mechanisms", "ssl.ca.location", "socket.timeout.ms", "debug", "client.id"] {
+            assert_eq!(property_scope(common), Scope::Both, "{common}");
+        }
+    }
+
+    use super::{parse_servers, property_scope, Scope};
 
     #[test]
     fn servers_parse() {
