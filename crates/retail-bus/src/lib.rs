@@ -235,4 +235,10 @@ pub trait Consumer: Send + Sync {
 
     /// Restart reading a partition at `offset` (after restoring a checkpoint).
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), BusError>;
+
+    /// Can a poll change the assignment (a group rebalance)? The embedded log's assignment is
+    /// fixed at subscribe, so a caller may poll while writes of earlier records are in flight.
+    fn may_rebalance(&self) -> bool {
+        true
+    }
 }

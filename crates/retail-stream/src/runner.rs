@@ -33,8 +33,9 @@ pub struct StreamConfig {
     /// Records per poll.
     pub max_batch: usize,
     /// A poll's records are processed in chunks of this many; a chunk's sink writes run while
-    /// the next chunk is processed (two cores busy instead of one). Every write of a poll is
-    /// finished before the next poll, so a rebalance never finds a write in flight.
+    /// the next chunk is processed (two cores busy instead of one). On a bus that can rebalance
+    /// (Kafka) every write of a poll is finished before the next poll, so a rebalance never
+    /// finds a write in flight; on the embedded log the last chunk's writes overlap the next poll.
     pub sink_chunk: usize,
     /// Threads that validate (parse) a chunk's records before the processor applies them in
     /// order; default: the machine's cores.
@@ -428,7 +429,16 @@ impl Runner {
             }
         }
         let t = Instant::now();
-        let mut msgs = self.consumer.poll_batch(self.cfg.max_batch, self.cfg.poll_timeout).await?;
+        let mut msgs = match self.inflight.take() {
+            // The previous poll's last writes are still running (only left so when the
+            // consumer cannot rebalance): read the next records meanwhile.
+            Some(task) => {
+                let (polled, written) = tokio::join!(self.consumer.poll_batch(self.cfg.max_batch, self.cfg.poll_timeout), task);
+                self.spare.push(written.map_err(|e| StreamError::Sink(e.to_string()))??);
+                polled?
+            }
+            None => self.consumer.poll_batch(self.cfg.max_batch, self.cfg.poll_timeout).await?,
+        };
         self.metrics.add_stage_time(Stage::Poll, t.elapsed());
         // A rebalance can happen inside the poll: apply it before touching the records, and
         // keep only records of partitions this member owns now (the new owner replays the rest).
@@ -517,7 +527,8 @@ impl Runner {
     }
 
     /// Process a poll's records chunk by chunk, each chunk's sink writes overlapping the next
-    /// chunk's processing; returns once every write of the poll is done.
+    /// chunk's processing; returns once every write of the poll is done — except, on a bus that
+    /// never rebalances, the last chunk's, which then overlap the next poll.
     async fn process(&mut self, msgs: &[Message]) -> Result<(), StreamError> {
         let chunk = self.cfg.sink_chunk.max(1);
         for part in msgs.chunks(chunk) {
@@ -526,7 +537,11 @@ impl Runner {
             let sinks = Sinks { bus: self.bus.clone(), lake: self.lake.clone(), warehouse: self.warehouse.clone(), metrics: self.metrics.clone() };
             self.inflight = Some(tokio::spawn(run_sink_job(sinks, job)));
         }
-        self.wait_for_sinks().await
+        if self.consumer.may_rebalance() {
+            // A rebalance happens inside a poll: no write may be in flight then.
+            self.wait_for_sinks().await?;
+        }
+        Ok(())
     }
 
     async fn wait_for_sinks(&mut self) -> Result<(), StreamError> {

@@ -355,4 +355,8 @@ impl Consumer for EmbeddedConsumer {
         let inner = self.inner.clone();
         self.reader(tp)?.position(&inner, offset)
     }
+
+    fn may_rebalance(&self) -> bool {
+        false
+    }
 }
