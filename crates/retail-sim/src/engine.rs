@@ -148,13 +148,37 @@ impl StoreSim {
         }
     }
 
-    /// Change the traffic level (events/min while open); demand and stock policy follow.
-    pub fn set_traffic(&mut self, world: &World, traffic: f64) {
+    /// Change the traffic level (events/min while open) at `now_ms`; demand and stock policy
+    /// follow. When demand rises, every SKU whose stock position is at or below its new reorder
+    /// point gets an expedited order arriving at `now_ms` (a restock event), as a store does
+    /// before an expected rush — otherwise stock sized for the old demand would meet the new
+    /// one with a wave of stock-outs that says nothing about the store.
+    pub fn set_traffic(&mut self, world: &World, traffic: f64, now_ms: i64, truth: &mut Truth) {
         let ratio = traffic / self.traffic;
         self.traffic = traffic;
-        for cell in &mut self.cells {
+        for i in 0..self.cells.len() {
+            let cell = &mut self.cells[i];
             cell.base_lines *= ratio;
             set_policy(world, cell);
+            let position = cell.sys + cell.on_order;
+            if ratio <= 1.0 || position > cell.reorder_point {
+                continue;
+            }
+            let pack = world.product_meta[cell.product as usize].pack_size.max(1);
+            let quantity = ((cell.order_up_to - position + pack - 1) / pack).max(1) * pack;
+            cell.on_order += quantity;
+            self.po_seq += 1;
+            let po = format!("PO-{}-{:07}", self.store_id, self.po_seq);
+            truth.orders.push(PurchaseOrder {
+                po_id: po.clone(),
+                store_id: self.store_id.clone(),
+                product_id: world.products()[cell.product as usize].product_id.clone(),
+                quantity,
+                ordered_at: to_time(now_ms),
+                lead_time_days: 0.0,
+                arrives_at: to_time(now_ms),
+            });
+            self.deliveries.push(Reverse(Delivery { at_ms: now_ms, cell: i as u32, quantity, po }));
         }
         if let Some(day) = &mut self.day {
             day.lines_total *= ratio;

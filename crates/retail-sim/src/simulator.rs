@@ -45,14 +45,15 @@ impl Simulator {
     }
 
     /// Change traffic (mean events per minute per store while open) from the next generated
-    /// hour on; stock policies follow the new demand. E.g. a quiet backfill, then live at 200.
+    /// hour on; stock policies follow the new demand, and on a rise SKUs below their new reorder
+    /// point are restocked at once (expedited orders). E.g. a quiet backfill, then live at 200.
     pub fn set_traffic(&mut self, events_per_store_minute: f64) -> Result<(), SimError> {
         if !(events_per_store_minute > 0.0 && events_per_store_minute <= 100_000.0) {
             return Err(SimError::InvalidConfig(format!("traffic must be in (0, 100000], got {events_per_store_minute}")));
         }
         let world = Arc::clone(&self.world);
         for s in &mut self.stores {
-            s.set_traffic(&world, events_per_store_minute);
+            s.set_traffic(&world, events_per_store_minute, self.next_hour_ms, &mut self.truth);
         }
         Ok(())
     }

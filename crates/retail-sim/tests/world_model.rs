@@ -291,3 +291,39 @@ fn traffic_knob_sets_the_event_rate() {
     // 10 events/min asked; late-autumn seasonality and weather move it a little.
     assert!((7.0..13.0).contains(&per_minute), "{per_minute} events per open store-minute");
 }
+
+/// Lost demand over the truth's days, and the truth's purchase orders.
+fn lost_share(truth: &Truth) -> f64 {
+    let demand: u64 = truth.demand.iter().map(|d| d.demand_units as u64).sum();
+    let lost: u64 = truth.demand.iter().map(|d| d.lost_units as u64).sum();
+    lost as f64 / demand.max(1) as f64
+}
+
+#[test]
+fn a_traffic_rise_restocks_at_once_instead_of_a_wave_of_stockouts() {
+    let cfg = WorldConfig { traffic_per_store_minute: 2.0, ..config(4, 150, 0.0) };
+    let world = Arc::new(World::generate(&cfg).unwrap());
+    let mut sim = Simulator::new(world, t("2025-03-03T00:00:00Z")).unwrap();
+    let _: Vec<Event> = sim.backfill(7).flatten().collect();
+    let quiet = lost_share(&sim.take_truth());
+    sim.set_traffic(100.0).unwrap();
+    let expedited = sim.take_truth().orders;
+    assert!(!expedited.is_empty(), "stock sized for 2 events/min is below the reorder point for 100");
+    assert!(expedited.iter().all(|o| o.lead_time_days == 0.0 && o.arrives_at == o.ordered_at), "expedited orders arrive at once");
+    let events: Vec<Event> = (0..48).flat_map(|_| sim.next_hour()).collect();
+    // Every expedited order arrives as a restock event in the first generated hour.
+    let pos: HashSet<&str> = expedited.iter().map(|o| o.po_id.as_str()).collect();
+    let first_hour = expedited[0].arrives_at + Duration::hours(1);
+    let arrived: HashSet<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Inventory(i) if i.reason == InventoryReason::Restock && i.timestamp < first_hour => i.reference_id.as_deref(),
+            _ => None,
+        })
+        .filter(|r| pos.contains(r))
+        .collect();
+    assert_eq!(arrived.len(), pos.len(), "restocks in the first hour");
+    // And the busier days that follow lose little more demand than the quiet ones did.
+    let busy = lost_share(&sim.take_truth());
+    assert!(busy < quiet + 0.05 && busy < 0.1, "lost demand share: quiet {quiet:.3}, after the rise {busy:.3}");
+}
