@@ -88,6 +88,19 @@ pub enum PaymentMethod {
     GiftCard,
 }
 
+impl PaymentMethod {
+    /// The serde (wire) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentMethod::CreditCard => "credit_card",
+            PaymentMethod::DebitCard => "debit_card",
+            PaymentMethod::Cash => "cash",
+            PaymentMethod::Mobile => "mobile",
+            PaymentMethod::GiftCard => "gift_card",
+        }
+    }
+}
+
 /// A sale line at a POS. One event per product line; lines of one checkout share `basket_id`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +136,21 @@ pub enum InventoryReason {
     Theft,
     CountCorrection,
     Transfer,
+}
+
+impl InventoryReason {
+    /// The serde (wire) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InventoryReason::Sale => "sale",
+            InventoryReason::Restock => "restock",
+            InventoryReason::Return => "return",
+            InventoryReason::Damage => "damage",
+            InventoryReason::Theft => "theft",
+            InventoryReason::CountCorrection => "count_correction",
+            InventoryReason::Transfer => "transfer",
+        }
+    }
 }
 
 /// A change of on-hand stock for one store×SKU.

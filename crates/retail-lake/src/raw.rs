@@ -10,7 +10,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use retail_core::{
-    CustomerEvent, Event, InventoryReason, InventoryUpdate, PaymentMethod, PriceChange, RestockAlert, SaleTransaction,
+    CustomerEvent, Event, InventoryUpdate, PriceChange, RestockAlert, SaleTransaction,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -152,30 +152,6 @@ pub fn events_to_batch(kind: RawKind, events: &[&Event]) -> Result<RecordBatch, 
 // directly instead of through serde + arrow-json (which formats each timestamp as text and
 // parses it back). Same batch either way; the tests check it against the serde path.
 
-/// The serde name of a payment method (`#[serde(rename_all = "snake_case")]`).
-fn payment_method_str(m: PaymentMethod) -> &'static str {
-    match m {
-        PaymentMethod::CreditCard => "credit_card",
-        PaymentMethod::DebitCard => "debit_card",
-        PaymentMethod::Cash => "cash",
-        PaymentMethod::Mobile => "mobile",
-        PaymentMethod::GiftCard => "gift_card",
-    }
-}
-
-/// The serde name of an inventory reason (`#[serde(rename_all = "snake_case")]`).
-fn inventory_reason_str(r: InventoryReason) -> &'static str {
-    match r {
-        InventoryReason::Sale => "sale",
-        InventoryReason::Restock => "restock",
-        InventoryReason::Return => "return",
-        InventoryReason::Damage => "damage",
-        InventoryReason::Theft => "theft",
-        InventoryReason::CountCorrection => "count_correction",
-        InventoryReason::Transfer => "transfer",
-    }
-}
-
 fn strings(n: usize) -> StringBuilder {
     StringBuilder::with_capacity(n, n * 16)
 }
@@ -216,7 +192,7 @@ fn sales_to_batch(schema: SchemaRef, rows: &[&SaleTransaction]) -> Result<Record
         promotion_id.append_option(r.promotion_id.as_deref());
         timestamp.push(r.timestamp.timestamp_micros());
         customer_id.append_option(r.customer_id.as_deref());
-        payment_method.append_value(payment_method_str(r.payment_method));
+        payment_method.append_value(r.payment_method.as_str());
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(event_type.finish()),
@@ -259,7 +235,7 @@ fn inventory_to_batch(schema: SchemaRef, rows: &[&InventoryUpdate]) -> Result<Re
         quantity_change.append_value(r.quantity_change);
         previous_quantity.append_value(r.previous_quantity);
         new_quantity.append_value(r.new_quantity);
-        reason.append_value(inventory_reason_str(r.reason));
+        reason.append_value(r.reason.as_str());
         reference_id.append_option(r.reference_id.as_deref());
         timestamp.push(r.timestamp.timestamp_micros());
     }
@@ -428,7 +404,7 @@ impl Lake {
 mod tests {
     use super::*;
     use chrono::{DateTime, TimeZone, Utc};
-    use retail_core::{EventType, SCHEMA_VERSION};
+    use retail_core::{EventType, InventoryReason, PaymentMethod, SCHEMA_VERSION};
 
     const PAYMENTS: [PaymentMethod; 5] =
         [PaymentMethod::CreditCard, PaymentMethod::DebitCard, PaymentMethod::Cash, PaymentMethod::Mobile, PaymentMethod::GiftCard];
@@ -450,10 +426,10 @@ mod tests {
     #[test]
     fn enum_names_are_the_serde_names() {
         for m in PAYMENTS {
-            assert_eq!(payment_method_str(m), serde_name(m));
+            assert_eq!(m.as_str(), serde_name(m));
         }
         for r in REASONS {
-            assert_eq!(inventory_reason_str(r), serde_name(r));
+            assert_eq!(r.as_str(), serde_name(r));
         }
         for t in EventType::ALL {
             assert_eq!(t.as_str(), serde_name(t));

@@ -164,8 +164,7 @@ impl StoreSim {
             if ratio <= 1.0 || position > cell.reorder_point {
                 continue;
             }
-            let pack = world.product_meta[cell.product as usize].pack_size.max(1);
-            let quantity = ((cell.order_up_to - position + pack - 1) / pack).max(1) * pack;
+            let quantity = cell.order_quantity(world);
             cell.on_order += quantity;
             self.po_seq += 1;
             let po = format!("PO-{}-{:07}", self.store_id, self.po_seq);
@@ -589,8 +588,7 @@ impl StoreSim {
             let position = cell.sys + cell.on_order;
             if position <= cell.reorder_point {
                 let meta = &world.product_meta[cell.product as usize];
-                let pack = meta.pack_size.max(1);
-                let quantity = ((cell.order_up_to - position + pack - 1) / pack).max(1) * pack;
+                let quantity = cell.order_quantity(world);
                 let lead = Normal::new(meta.lead_time_days, meta.lead_time_sd_days.max(0.01))
                     .map(|d| d.sample(&mut self.rng))
                     .unwrap_or(meta.lead_time_days)
@@ -624,6 +622,15 @@ fn promo_price(shelf: u32, discount: f64) -> u32 {
 }
 
 /// Reorder point and order-up-to level from expected demand over the supplier lead time.
+impl Cell {
+    /// Units to order now: up to the order-up-to level, in whole packs, at least one pack.
+    fn order_quantity(&self, world: &World) -> i32 {
+        let pack = world.product_meta[self.product as usize].pack_size.max(1);
+        let position = self.sys + self.on_order;
+        ((self.order_up_to - position + pack - 1) / pack).max(1) * pack
+    }
+}
+
 fn set_policy(world: &World, cell: &mut Cell) {
     let meta = &world.product_meta[cell.product as usize];
     let daily_units = cell.base_lines * UNITS_PER_LINE;

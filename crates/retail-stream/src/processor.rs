@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use retail_bus::{Message, TopicPartition};
 use retail_core::{
     stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, FactInventory,
-    FactSale, InventoryReason, InventoryUpdate, PaymentMethod, RestockAlert, SaleTransaction, SalesWindow,
+    FactSale, InventoryReason, InventoryUpdate, RestockAlert, SaleTransaction, SalesWindow,
     Severity, StockLevel, SCHEMA_VERSION,
 };
 use std::collections::{BTreeMap, HashMap};
@@ -87,28 +87,6 @@ pub struct Processor {
 
 fn ms_to_time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-fn payment_str(p: PaymentMethod) -> &'static str {
-    match p {
-        PaymentMethod::CreditCard => "credit_card",
-        PaymentMethod::DebitCard => "debit_card",
-        PaymentMethod::Cash => "cash",
-        PaymentMethod::Mobile => "mobile",
-        PaymentMethod::GiftCard => "gift_card",
-    }
-}
-
-fn reason_str(r: InventoryReason) -> &'static str {
-    match r {
-        InventoryReason::Sale => "sale",
-        InventoryReason::Restock => "restock",
-        InventoryReason::Return => "return",
-        InventoryReason::Damage => "damage",
-        InventoryReason::Theft => "theft",
-        InventoryReason::CountCorrection => "count_correction",
-        InventoryReason::Transfer => "transfer",
-    }
 }
 
 fn severity_from(n: u8) -> Severity {
@@ -333,7 +311,7 @@ impl Processor {
             discount_pct: s.discount_pct,
             basket_id: s.basket_id.clone(),
             customer_id: s.customer_id.clone(),
-            payment_method: payment_str(s.payment_method).to_string(),
+            payment_method: s.payment_method.as_str().to_string(),
             event_time: s.timestamp,
         });
 
@@ -389,7 +367,7 @@ impl Processor {
         let drop = -i.quantity_change;
         let explained = matches!(i.reason, InventoryReason::Sale | InventoryReason::Transfer);
         if !explained && drop >= cfg.unexplained_drop_min_units && drop as f64 >= cfg.unexplained_drop_fraction * i.previous_quantity.max(1) as f64 {
-            out.anomalies.push(anomaly(AnomalyKind::UnexplainedStockDrop, &i.store_id, &i.product_id, drop as f64 / i.previous_quantity.max(1) as f64, format!("stock fell by {drop} ({}) without sales", reason_str(i.reason)), &i.inventory_id, ts));
+            out.anomalies.push(anomaly(AnomalyKind::UnexplainedStockDrop, &i.store_id, &i.product_id, drop as f64 / i.previous_quantity.max(1) as f64, format!("stock fell by {drop} ({}) without sales", i.reason.as_str()), &i.inventory_id, ts));
         }
 
         st.roll_to(ts, cfg.velocity_alpha);
@@ -411,7 +389,7 @@ impl Processor {
             reorder_point: view.reorder_point,
             safety_stock: view.safety_stock,
             quantity_change: i.quantity_change,
-            reason: reason_str(i.reason).to_string(),
+            reason: i.reason.as_str().to_string(),
             event_time: i.timestamp,
         });
         if let Some(alert) = evaluate_alert(cfg, st, &view, info, i, ts, &mut out.stats) {

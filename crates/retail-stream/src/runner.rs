@@ -380,6 +380,10 @@ impl Runner {
         &self.summary
     }
 
+    fn sinks(&self) -> Sinks {
+        Sinks { bus: self.bus.clone(), lake: self.lake.clone(), warehouse: self.warehouse.clone(), metrics: self.metrics.clone() }
+    }
+
     fn checkpoint_key(&self, topic: &str, partition: i32) -> String {
         format!("{}/{}/{}/{:03}.json", self.cfg.checkpoint_prefix, self.cfg.group, topic, partition)
     }
@@ -534,7 +538,7 @@ impl Runner {
         for part in msgs.chunks(chunk) {
             let job = self.apply(part).await?;
             self.wait_for_sinks().await?;
-            let sinks = Sinks { bus: self.bus.clone(), lake: self.lake.clone(), warehouse: self.warehouse.clone(), metrics: self.metrics.clone() };
+            let sinks = self.sinks();
             self.inflight = Some(tokio::spawn(run_sink_job(sinks, job)));
         }
         if self.consumer.may_rebalance() {
@@ -686,7 +690,7 @@ impl Runner {
                 writes.push(w);
             }
         }
-        let sinks = Sinks { bus: self.bus.clone(), lake: self.lake.clone(), warehouse: self.warehouse.clone(), metrics: self.metrics.clone() };
+        let sinks = self.sinks();
         write_lake(&sinks, writes).await?;
         let t = Instant::now();
         let wh = self.warehouse.clone();
