@@ -21,6 +21,10 @@ if ! up; then
     log "installing s3s-fs (cargo install, a few minutes)"
     cargo install s3s-fs@0.14.1 --locked --features binary >&2
   fi
+  # Test scratch only (every test writes under a prefix of its own): a new server starts on an
+  # empty root, because objects left by earlier runs on this machine can break s3s-fs listings
+  # (seen: 500 InternalError, "No such file or directory", after many runs on one data dir).
+  rm -rf "$dir/data"
   # A bucket is a top-level folder of the root.
   mkdir -p "$dir/data/$bucket" "$dir/log"
   log "starting s3s-fs on ${endpoint} (data in $dir/data)"
