@@ -246,9 +246,15 @@ impl Lake {
         Ok(out)
     }
 
-    /// Write record batches as one Parquet object, atomically.
+    /// Write record batches as one Parquet object, atomically. The encoding (compression
+    /// included) runs on a blocking thread, so concurrent writes use every core and the async
+    /// threads stay free for I/O.
     pub async fn write_parquet(&self, key: &str, batches: &[RecordBatch]) -> Result<(), LakeError> {
-        let bytes = encode_parquet(batches).map_err(|detail| LakeError::Format { key: key.to_string(), detail })?;
+        let owned = batches.to_vec();
+        let encoded = tokio::task::spawn_blocking(move || encode_parquet(&owned))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let bytes = encoded.map_err(|detail| LakeError::Format { key: key.to_string(), detail })?;
         self.put(key, bytes).await
     }
 

@@ -273,15 +273,32 @@ async fn run_sink_job(sinks: Sinks, job: SinkJob) -> Result<Outputs, StreamError
     Ok(out)
 }
 
+/// Write full raw buffers to the lake, one task per partition so their Arrow conversion and
+/// Parquet encoding run on every core. Returns once all are done (the first error, if any).
 async fn write_lake(sinks: &Sinks, writes: Vec<(TopicKind, String, Vec<Vec<Event>>)>) -> Result<(), StreamError> {
-    for (kind, name, events) in writes {
-        let t = Instant::now();
-        let lake = &sinks.lake;
-        retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&name, events.iter().flatten())).await?;
-        sinks.metrics.add_stage_time(Stage::Lake, t.elapsed());
-        sunk(&sinks.metrics, &format!("lake_{}", kind.lake_kind()), events.iter().map(Vec::len).sum());
+    let tasks: Vec<_> = writes
+        .into_iter()
+        .map(|(kind, name, events)| {
+            let sinks = sinks.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let lake = &sinks.lake;
+                retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&name, events.iter().flatten())).await?;
+                sinks.metrics.add_stage_time(Stage::Lake, t.elapsed());
+                sunk(&sinks.metrics, &format!("lake_{}", kind.lake_kind()), events.iter().map(Vec::len).sum());
+                Ok::<(), StreamError>(())
+            })
+        })
+        .collect();
+    // Every task is awaited before an error returns: none is left writing behind the caller.
+    let mut first_error = None;
+    for task in tasks {
+        let result = task.await.unwrap_or_else(|e| Err(StreamError::Sink(e.to_string())));
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 fn sunk(metrics: &StreamMetrics, sink: &str, n: usize) {
@@ -530,13 +547,34 @@ impl Runner {
         Ok(())
     }
 
-    /// Process a poll's records chunk by chunk, each chunk's sink writes overlapping the next
-    /// chunk's processing; returns once every write of the poll is done — except, on a bus that
-    /// never rebalances, the last chunk's, which then overlap the next poll.
+    /// Process a poll's records chunk by chunk, as a pipeline: while the processor applies one
+    /// chunk, other threads validate the next, and the previous chunk's sink writes run. Returns
+    /// once every write of the poll is done — except, on a bus that never rebalances, the last
+    /// chunk's, which then overlap the next poll.
     async fn process(&mut self, msgs: &[Message]) -> Result<(), StreamError> {
-        let chunk = self.cfg.sink_chunk.max(1);
-        for part in msgs.chunks(chunk) {
-            let job = self.apply(part).await?;
+        let parts: Vec<&[Message]> = msgs.chunks(self.cfg.sink_chunk.max(1)).collect();
+        let threads = self.cfg.validate_threads.max(1);
+        let t = Instant::now();
+        let mut verdicts = parts.first().map(|p| crate::validate::check_all(p, threads));
+        self.metrics.add_stage_time(Stage::Process, t.elapsed());
+        for (i, part) in parts.iter().enumerate() {
+            let current = verdicts.take().expect("a chunk's verdicts are ready before it is applied");
+            let next = parts.get(i + 1).copied();
+            let t = Instant::now();
+            let (out, next_verdicts) = if threads == 1 {
+                (self.apply_checked(part, current), next.map(|n| crate::validate::check_all(n, 1)))
+            } else {
+                // Validation is pure: the next chunk's can run beside this chunk's processing.
+                std::thread::scope(|scope| {
+                    let ahead = next.map(|n| scope.spawn(move || crate::validate::check_all(n, threads - 1)));
+                    let out = self.apply_checked(part, current);
+                    // A panic in validation is a bug, not bad input (bad input is a verdict).
+                    (out, ahead.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))))
+                })
+            };
+            verdicts = next_verdicts;
+            self.metrics.add_stage_time(Stage::Process, t.elapsed());
+            let job = self.sink_job(part, out).await?;
             self.wait_for_sinks().await?;
             let sinks = self.sinks();
             self.inflight = Some(tokio::spawn(run_sink_job(sinks, job)));
@@ -556,13 +594,10 @@ impl Runner {
         Ok(())
     }
 
-    /// The processor over one chunk, and the raw buffers that are full now (their partitions'
-    /// uncommitted leftovers cleaned first, so the task's writes never race a cleanup).
-    async fn apply(&mut self, msgs: &[Message]) -> Result<SinkJob, StreamError> {
-        let t = Instant::now();
+    /// The processor over one validated chunk, its raw events added to the partitions' buffers.
+    fn apply_checked(&mut self, msgs: &[Message], verdicts: Vec<crate::validate::Verdict>) -> Outputs {
         let mut out = self.spare.pop().unwrap_or_default();
         out.clear();
-        let verdicts = crate::validate::check_all(msgs, self.cfg.validate_threads);
         for (m, v) in msgs.iter().zip(verdicts) {
             self.processor.process_checked(m, v, &mut out);
         }
@@ -591,8 +626,13 @@ impl Runner {
                 buf.events.push(events);
             }
         }
+        out
+    }
+
+    /// A chunk's writes: its outputs and the raw buffers that are full now (their partitions'
+    /// uncommitted leftovers cleaned first, so the task's writes never race a cleanup).
+    async fn sink_job(&mut self, msgs: &[Message], out: Outputs) -> Result<SinkJob, StreamError> {
         let appended_ms = msgs.iter().map(|m| m.timestamp_ms).collect();
-        self.metrics.add_stage_time(Stage::Process, t.elapsed());
         let full: Vec<(TopicKind, i32)> = self.raw.iter().filter(|(_, b)| b.len >= self.cfg.lake_flush_events).map(|(k, _)| *k).collect();
         let mut lake = Vec::new();
         for k in full {
@@ -690,15 +730,11 @@ impl Runner {
                 writes.push(w);
             }
         }
-        let sinks = self.sinks();
-        write_lake(&sinks, writes).await?;
         let t = Instant::now();
-        let wh = self.warehouse.clone();
-        retry("warehouse flush", WarehouseError::is_retryable, || wh.flush()).await?;
-        let flushed = t.elapsed();
-        let mut positions = Vec::new();
-        // Encode the partitions' snapshots on blocking threads in parallel (a partition's state
-        // is tens of MB of JSON under load), then write them.
+        // Encode the partitions' snapshots on blocking threads (a partition's state is tens of
+        // MB of JSON under load) while the lake and the warehouse write: the three are
+        // independent. Only the snapshot *writes* wait, since a checkpoint must never be ahead
+        // of the data.
         let mut encodes = Vec::new();
         for tp in self.processor.owned() {
             let Some(snap) = self.processor.snapshot(&tp.topic, tp.partition) else { continue };
@@ -708,6 +744,17 @@ impl Runner {
                 (tp, snap.next_offset, key, bytes)
             }));
         }
+        let sinks = self.sinks();
+        let wh = self.warehouse.clone();
+        let (lake_written, wh_flushed) = tokio::join!(write_lake(&sinks, writes), async {
+            let t = Instant::now();
+            let r = retry("warehouse flush", WarehouseError::is_retryable, || wh.flush()).await;
+            (r, t.elapsed())
+        });
+        lake_written?;
+        let (wh_result, flushed) = wh_flushed;
+        wh_result?;
+        let mut positions = Vec::new();
         for task in encodes {
             let (tp, next_offset, key, bytes) = task.await.map_err(|e| StreamError::Checkpoint { key: "snapshot".into(), reason: e.to_string() })?;
             let bytes = bytes::Bytes::from(bytes?);
@@ -724,7 +771,7 @@ impl Runner {
                 tracing::warn!(%e, "offset commit failed; the next checkpoint retries");
             }
         }
-        tracing::debug!(flush_ms = flushed.as_millis() as u64, snapshots_ms = (snapshotted - flushed).as_millis() as u64, commit_ms = (t.elapsed() - snapshotted).as_millis() as u64, "checkpoint");
+        tracing::debug!(flush_ms = flushed.as_millis() as u64, snapshots_ms = snapshotted.saturating_sub(flushed).as_millis() as u64, commit_ms = t.elapsed().saturating_sub(snapshotted).as_millis() as u64, "checkpoint");
         self.metrics.add_stage_time(Stage::Checkpoint, t.elapsed());
         self.last_checkpoint = Instant::now();
         self.dirty_since_checkpoint = false;

@@ -797,13 +797,15 @@ impl EmbeddedWarehouse {
     async fn flush_inner(&self) -> Result<(), WarehouseError> {
         let Some(lake) = &self.lake else { return Ok(()) };
         let _serial = self.flush_lock.lock().await;
-        for t in TABLES {
+        // Tables are independent: their Parquet encodings run side by side.
+        let flushes = TABLES.iter().map(|t| async move {
             match t.kind {
-                Kind::Rollup => {}
-                Kind::Fact => self.flush_fact(lake, t).await?,
-                Kind::Upsert { .. } | Kind::Dimension => self.flush_keyed(lake, t).await?,
+                Kind::Rollup => Ok(()),
+                Kind::Fact => self.flush_fact(lake, t).await,
+                Kind::Upsert { .. } | Kind::Dimension => self.flush_keyed(lake, t).await,
             }
-        }
+        });
+        futures::future::try_join_all(flushes).await?;
         Ok(())
     }
 
