@@ -208,7 +208,13 @@ pub async fn run(
             idle = Duration::ZERO;
         }
     }
-    runner.checkpoint().await?;
+    if runner.dirty_since_checkpoint {
+        runner.checkpoint().await?;
+    } else {
+        // Already durable (an idle stop checkpoints first): writing the same state again would
+        // only cost a full snapshot.
+        runner.wait_for_sinks().await?;
+    }
     tracing::info!(records = runner.summary.records, checkpoints = runner.summary.checkpoints, "stream processor stopped");
     Ok(runner.summary.clone())
 }
