@@ -120,6 +120,7 @@ pub struct SaleTransaction {
     /// 0.0..1.0, the promotion's discount; 0 when none.
     pub discount_pct: f64,
     pub promotion_id: Option<String>,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
     /// Absent for anonymous (non-loyalty) shoppers.
     pub customer_id: Option<String>,
@@ -168,6 +169,7 @@ pub struct InventoryUpdate {
     pub reason: InventoryReason,
     /// The sale's transaction_id, purchase order id, … that caused the change.
     pub reference_id: Option<String>,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
 }
 
@@ -192,6 +194,7 @@ pub struct PriceChange {
     pub new_price: f64,
     pub reason: PriceChangeReason,
     pub promotion_id: Option<String>,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
 }
 
@@ -213,6 +216,7 @@ pub struct CustomerEvent {
     pub customer_id: String,
     pub action: CustomerAction,
     pub loyalty_points: Option<i32>,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
 }
 
@@ -252,6 +256,7 @@ pub struct RestockAlert {
     pub stockout_risk: f64,
     pub suggested_order_qty: i32,
     pub reason: String,
+    #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
 }
 

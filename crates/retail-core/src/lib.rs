@@ -4,6 +4,7 @@ pub mod events;
 pub mod rows;
 mod rules;
 pub mod schemas;
+mod timestamp;
 pub mod validate;
 
 pub use events::*;
