@@ -46,11 +46,18 @@ pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 /// A store×product, as two interned ids packed in one integer.
 pub type Key = u64;
 
+/// The key of an interned store and product.
+pub fn pack_key(store: u32, product: u32) -> Key {
+    ((store as u64) << 32) | product as u64
+}
+
 /// Interns store and product ids so per-event state lookups hash one integer, and the strings
-/// exist once however many windows and rows refer to them.
+/// exist once however many windows and rows refer to them. Ids are process-local (checkpoints
+/// store names), so a fast unkeyed-quality hash is enough: SipHash was the processor's
+/// single largest hashing cost.
 #[derive(Default)]
 pub struct Interner {
-    ids: HashMap<Box<str>, u32>,
+    ids: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     names: Vec<Arc<str>>,
 }
 
@@ -68,7 +75,7 @@ impl Interner {
         &self.names[id as usize]
     }
     pub fn key(&mut self, store: &str, product: &str) -> Key {
-        ((self.intern(store) as u64) << 32) | self.intern(product) as u64
+        pack_key(self.intern(store), self.intern(product))
     }
     pub fn store_of(&self, key: Key) -> &str {
         self.name((key >> 32) as u32)

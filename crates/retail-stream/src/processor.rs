@@ -291,7 +291,7 @@ impl Processor {
 
     fn on_sale(&mut self, kind: TopicKind, msg: &Message, s: &SaleTransaction, ts: i64, watermark: i64, out: &mut Outputs) {
         let product = self.names.intern(&s.product_id);
-        let key = self.names.key(&s.store_id, &s.product_id);
+        let key = model::pack_key(self.names.intern(&s.store_id), product);
         let info = self.info(product);
         if info.is_none() {
             out.stats.unknown_products += 1;
@@ -352,7 +352,7 @@ impl Processor {
 
     fn on_inventory(&mut self, kind: TopicKind, partition: i32, i: &InventoryUpdate, ts: i64, out: &mut Outputs) {
         let product = self.names.intern(&i.product_id);
-        let key = self.names.key(&i.store_id, &i.product_id);
+        let key = model::pack_key(self.names.intern(&i.store_id), product);
         let info = self.info(product);
         let cfg = &self.cfg;
         let part = self.parts.get_mut(&(kind, partition)).expect("partition entry created by process");
