@@ -50,45 +50,73 @@ pub(crate) enum Rule {
 }
 
 /// The rule of `field` in events of type `et`, if any.
-pub(crate) fn rule_for(et: EventType, field: &str) -> Option<Rule> {
+///
+/// A `const fn` so the typed path looks every rule up at compile time ([`check_fields`]);
+/// `match` on strings is not allowed in one, hence the `is!` chains.
+pub(crate) const fn rule_for(et: EventType, field: &str) -> Option<Rule> {
+    use crate::EventType as T;
     use Rule::*;
-    let common = match field {
-        "event_type" => Some(EventType),
-        "schema_version" => Some(SchemaVersion),
-        "store_id" => Some(StoreId),
-        "product_id" => Some(ProductId),
-        "timestamp" => Some(Timestamp),
-        "promotion_id" | "reference_id" => Some(Reference),
-        "customer_id" => Some(CustomerId),
-        _ => None,
-    };
-    if common.is_some() {
-        return common;
+    let f = field.as_bytes();
+    macro_rules! is {
+        ($($name:literal)|+) => { $(bytes_eq(f, $name.as_bytes()))||+ };
     }
-    match (et, field) {
-        (crate::EventType::Sale, "transaction_id" | "basket_id") => Some(Uuid),
-        (crate::EventType::Sale, "quantity") => Some(SaleQuantity),
-        (crate::EventType::Sale, "unit_price" | "list_price") => Some(Price),
-        (crate::EventType::Sale, "discount_pct") => Some(Discount),
-        (crate::EventType::InventoryUpdate, "inventory_id") => Some(Uuid),
-        (crate::EventType::InventoryUpdate, "quantity_change") => Some(NonZero),
-        (crate::EventType::InventoryUpdate, "previous_quantity" | "new_quantity") => Some(NonNegative),
-        (crate::EventType::PriceChange, "price_change_id") => Some(Uuid),
-        (crate::EventType::PriceChange, "old_price" | "new_price") => Some(Price),
-        (crate::EventType::CustomerEvent, "customer_event_id") => Some(Uuid),
-        (crate::EventType::CustomerEvent, "loyalty_points") => Some(NonNegative),
-        (crate::EventType::RestockAlert, "alert_id") => Some(Uuid),
-        (
-            crate::EventType::RestockAlert,
-            "reorder_point" | "suggested_order_qty" | "velocity_per_hour" | "days_of_cover",
-        ) => Some(NonNegative),
-        (crate::EventType::RestockAlert, "stockout_risk") => Some(Probability),
-        (crate::EventType::RestockAlert, "reason") => Some(Text),
+    // Fields every event type shares.
+    if is!("event_type") {
+        return Some(EventType);
+    } else if is!("schema_version") {
+        return Some(SchemaVersion);
+    } else if is!("store_id") {
+        return Some(StoreId);
+    } else if is!("product_id") {
+        return Some(ProductId);
+    } else if is!("timestamp") {
+        return Some(Timestamp);
+    } else if is!("promotion_id" | "reference_id") {
+        return Some(Reference);
+    } else if is!("customer_id") {
+        return Some(CustomerId);
+    }
+    match et {
+        T::Sale if is!("transaction_id" | "basket_id") => Some(Uuid),
+        T::Sale if is!("quantity") => Some(SaleQuantity),
+        T::Sale if is!("unit_price" | "list_price") => Some(Price),
+        T::Sale if is!("discount_pct") => Some(Discount),
+        T::InventoryUpdate if is!("inventory_id") => Some(Uuid),
+        T::InventoryUpdate if is!("quantity_change") => Some(NonZero),
+        T::InventoryUpdate if is!("previous_quantity" | "new_quantity") => Some(NonNegative),
+        T::PriceChange if is!("price_change_id") => Some(Uuid),
+        T::PriceChange if is!("old_price" | "new_price") => Some(Price),
+        T::CustomerEvent if is!("customer_event_id") => Some(Uuid),
+        T::CustomerEvent if is!("loyalty_points") => Some(NonNegative),
+        T::RestockAlert if is!("alert_id") => Some(Uuid),
+        T::RestockAlert if is!("reorder_point" | "suggested_order_qty" | "velocity_per_hour" | "days_of_cover") => {
+            Some(NonNegative)
+        }
+        T::RestockAlert if is!("stockout_risk") => Some(Probability),
+        T::RestockAlert if is!("reason") => Some(Text),
         _ => None,
     }
 }
 
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Apply `rule` to `field`'s value; push a reason when it fails.
+///
+/// Inlined so that, with a constant rule and value kind (the typed path), only that rule's
+/// check remains at each call site.
+#[inline(always)]
 pub(crate) fn check_field(
     expected: EventType,
     field: &str,
@@ -273,70 +301,79 @@ pub(crate) fn check_cross_fields(event: &Event, reasons: &mut Vec<String>) {
     }
 }
 
-/// Visit every field of a typed event as a [`FieldValue`], in schema order.
-pub(crate) fn visit_fields(event: &Event, f: &mut impl FnMut(&'static str, FieldValue<'_>)) {
+/// The field rules on every field of a typed event, in schema order: each field's rule is
+/// found at compile time, so the success path does no lookups, allocation or formatting.
+pub(crate) fn check_fields(event: &Event, now: DateTime<Utc>, reasons: &mut Vec<String>) {
+    use crate::EventType as T;
     use FieldValue as V;
+    macro_rules! field {
+        ($et:expr, $name:literal, $value:expr) => {
+            if let Some(rule) = const { rule_for($et, $name) } {
+                check_field($et, $name, rule, $value, now, reasons);
+            }
+        };
+    }
     match event {
         Event::Sale(e) => {
-            f("event_type", V::Str(e.event_type.as_str()));
-            f("schema_version", V::Int(e.schema_version as i64));
-            f("transaction_id", V::Str(&e.transaction_id));
-            f("basket_id", V::Str(&e.basket_id));
-            f("store_id", V::Str(&e.store_id));
-            f("product_id", V::Str(&e.product_id));
-            f("quantity", V::Int(e.quantity as i64));
-            f("unit_price", V::Double(e.unit_price));
-            f("list_price", V::Double(e.list_price));
-            f("discount_pct", V::Double(e.discount_pct));
-            f("promotion_id", opt(&e.promotion_id));
-            f("timestamp", V::Time(e.timestamp));
-            f("customer_id", opt(&e.customer_id));
+            field!(T::Sale, "event_type", V::Str(e.event_type.as_str()));
+            field!(T::Sale, "schema_version", V::Int(e.schema_version as i64));
+            field!(T::Sale, "transaction_id", V::Str(&e.transaction_id));
+            field!(T::Sale, "basket_id", V::Str(&e.basket_id));
+            field!(T::Sale, "store_id", V::Str(&e.store_id));
+            field!(T::Sale, "product_id", V::Str(&e.product_id));
+            field!(T::Sale, "quantity", V::Int(e.quantity as i64));
+            field!(T::Sale, "unit_price", V::Double(e.unit_price));
+            field!(T::Sale, "list_price", V::Double(e.list_price));
+            field!(T::Sale, "discount_pct", V::Double(e.discount_pct));
+            field!(T::Sale, "promotion_id", opt(&e.promotion_id));
+            field!(T::Sale, "timestamp", V::Time(e.timestamp));
+            field!(T::Sale, "customer_id", opt(&e.customer_id));
         }
         Event::Inventory(e) => {
-            f("event_type", V::Str(e.event_type.as_str()));
-            f("schema_version", V::Int(e.schema_version as i64));
-            f("inventory_id", V::Str(&e.inventory_id));
-            f("store_id", V::Str(&e.store_id));
-            f("product_id", V::Str(&e.product_id));
-            f("quantity_change", V::Int(e.quantity_change as i64));
-            f("previous_quantity", V::Int(e.previous_quantity as i64));
-            f("new_quantity", V::Int(e.new_quantity as i64));
-            f("reference_id", opt(&e.reference_id));
-            f("timestamp", V::Time(e.timestamp));
+            field!(T::InventoryUpdate, "event_type", V::Str(e.event_type.as_str()));
+            field!(T::InventoryUpdate, "schema_version", V::Int(e.schema_version as i64));
+            field!(T::InventoryUpdate, "inventory_id", V::Str(&e.inventory_id));
+            field!(T::InventoryUpdate, "store_id", V::Str(&e.store_id));
+            field!(T::InventoryUpdate, "product_id", V::Str(&e.product_id));
+            field!(T::InventoryUpdate, "quantity_change", V::Int(e.quantity_change as i64));
+            field!(T::InventoryUpdate, "previous_quantity", V::Int(e.previous_quantity as i64));
+            field!(T::InventoryUpdate, "new_quantity", V::Int(e.new_quantity as i64));
+            field!(T::InventoryUpdate, "reference_id", opt(&e.reference_id));
+            field!(T::InventoryUpdate, "timestamp", V::Time(e.timestamp));
         }
         Event::Price(e) => {
-            f("event_type", V::Str(e.event_type.as_str()));
-            f("schema_version", V::Int(e.schema_version as i64));
-            f("price_change_id", V::Str(&e.price_change_id));
-            f("store_id", V::Str(&e.store_id));
-            f("product_id", V::Str(&e.product_id));
-            f("old_price", V::Double(e.old_price));
-            f("new_price", V::Double(e.new_price));
-            f("promotion_id", opt(&e.promotion_id));
-            f("timestamp", V::Time(e.timestamp));
+            field!(T::PriceChange, "event_type", V::Str(e.event_type.as_str()));
+            field!(T::PriceChange, "schema_version", V::Int(e.schema_version as i64));
+            field!(T::PriceChange, "price_change_id", V::Str(&e.price_change_id));
+            field!(T::PriceChange, "store_id", V::Str(&e.store_id));
+            field!(T::PriceChange, "product_id", V::Str(&e.product_id));
+            field!(T::PriceChange, "old_price", V::Double(e.old_price));
+            field!(T::PriceChange, "new_price", V::Double(e.new_price));
+            field!(T::PriceChange, "promotion_id", opt(&e.promotion_id));
+            field!(T::PriceChange, "timestamp", V::Time(e.timestamp));
         }
         Event::Customer(e) => {
-            f("event_type", V::Str(e.event_type.as_str()));
-            f("schema_version", V::Int(e.schema_version as i64));
-            f("customer_event_id", V::Str(&e.customer_event_id));
-            f("store_id", V::Str(&e.store_id));
-            f("customer_id", V::Str(&e.customer_id));
-            f("loyalty_points", e.loyalty_points.map_or(V::Null, |p| V::Int(p as i64)));
-            f("timestamp", V::Time(e.timestamp));
+            field!(T::CustomerEvent, "event_type", V::Str(e.event_type.as_str()));
+            field!(T::CustomerEvent, "schema_version", V::Int(e.schema_version as i64));
+            field!(T::CustomerEvent, "customer_event_id", V::Str(&e.customer_event_id));
+            field!(T::CustomerEvent, "store_id", V::Str(&e.store_id));
+            field!(T::CustomerEvent, "customer_id", V::Str(&e.customer_id));
+            field!(T::CustomerEvent, "loyalty_points", e.loyalty_points.map_or(V::Null, |p| V::Int(p as i64)));
+            field!(T::CustomerEvent, "timestamp", V::Time(e.timestamp));
         }
         Event::Alert(e) => {
-            f("event_type", V::Str(e.event_type.as_str()));
-            f("schema_version", V::Int(e.schema_version as i64));
-            f("alert_id", V::Str(&e.alert_id));
-            f("store_id", V::Str(&e.store_id));
-            f("product_id", V::Str(&e.product_id));
-            f("reorder_point", V::Int(e.reorder_point as i64));
-            f("velocity_per_hour", V::Double(e.velocity_per_hour));
-            f("days_of_cover", V::Double(e.days_of_cover));
-            f("stockout_risk", V::Double(e.stockout_risk));
-            f("suggested_order_qty", V::Int(e.suggested_order_qty as i64));
-            f("reason", V::Str(&e.reason));
-            f("timestamp", V::Time(e.timestamp));
+            field!(T::RestockAlert, "event_type", V::Str(e.event_type.as_str()));
+            field!(T::RestockAlert, "schema_version", V::Int(e.schema_version as i64));
+            field!(T::RestockAlert, "alert_id", V::Str(&e.alert_id));
+            field!(T::RestockAlert, "store_id", V::Str(&e.store_id));
+            field!(T::RestockAlert, "product_id", V::Str(&e.product_id));
+            field!(T::RestockAlert, "reorder_point", V::Int(e.reorder_point as i64));
+            field!(T::RestockAlert, "velocity_per_hour", V::Double(e.velocity_per_hour));
+            field!(T::RestockAlert, "days_of_cover", V::Double(e.days_of_cover));
+            field!(T::RestockAlert, "stockout_risk", V::Double(e.stockout_risk));
+            field!(T::RestockAlert, "suggested_order_qty", V::Int(e.suggested_order_qty as i64));
+            field!(T::RestockAlert, "reason", V::Str(&e.reason));
+            field!(T::RestockAlert, "timestamp", V::Time(e.timestamp));
         }
     }
 }
@@ -347,12 +384,32 @@ fn opt(s: &Option<String>) -> FieldValue<'_> {
 
 /// 8-4-4-4-12 hexadecimal digits.
 pub(crate) fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
+    // Branch-free over a fixed 36 bytes: each byte's class must be the one its position wants.
+    const HEX: u8 = 1;
+    const DASH: u8 = 2;
+    const CLASS: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut c = 0;
+        while c < 256 {
+            t[c] = match c as u8 {
+                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => HEX,
+                b'-' => DASH,
+                _ => 0,
+            };
+            c += 1;
+        }
+        t
+    };
+    const SHAPE: [u8; 36] = {
+        let mut t = [HEX; 36];
+        t[8] = DASH;
+        t[13] = DASH;
+        t[18] = DASH;
+        t[23] = DASH;
+        t
+    };
+    let Ok(b) = <&[u8; 36]>::try_from(s.as_bytes()) else { return false };
+    b.iter().zip(&SHAPE).fold(true, |ok, (&c, &want)| ok & (CLASS[c as usize] == want))
 }
 
 fn has_prefix_then_digits(s: &str, prefix: &str, min_digits: usize, max_digits: usize) -> bool {
@@ -388,6 +445,81 @@ mod tests {
         assert!(!has_prefix_then_digits("shop_001", "store_", 3, 6));
         assert!(has_prefix_then_digits("SKU123", "SKU", 1, 12));
         assert!(!has_prefix_then_digits("SKU12a", "SKU", 1, 12));
+    }
+
+    /// The table as a plain `match` (its form before it became a `const fn`).
+    fn rule_for_reference(et: EventType, field: &str) -> Option<Rule> {
+        use Rule::*;
+        let common = match field {
+            "event_type" => Some(EventType),
+            "schema_version" => Some(SchemaVersion),
+            "store_id" => Some(StoreId),
+            "product_id" => Some(ProductId),
+            "timestamp" => Some(Timestamp),
+            "promotion_id" | "reference_id" => Some(Reference),
+            "customer_id" => Some(CustomerId),
+            _ => None,
+        };
+        if common.is_some() {
+            return common;
+        }
+        use crate::EventType as T;
+        match (et, field) {
+            (T::Sale, "transaction_id" | "basket_id") => Some(Uuid),
+            (T::Sale, "quantity") => Some(SaleQuantity),
+            (T::Sale, "unit_price" | "list_price") => Some(Price),
+            (T::Sale, "discount_pct") => Some(Discount),
+            (T::InventoryUpdate, "inventory_id") => Some(Uuid),
+            (T::InventoryUpdate, "quantity_change") => Some(NonZero),
+            (T::InventoryUpdate, "previous_quantity" | "new_quantity") => Some(NonNegative),
+            (T::PriceChange, "price_change_id") => Some(Uuid),
+            (T::PriceChange, "old_price" | "new_price") => Some(Price),
+            (T::CustomerEvent, "customer_event_id") => Some(Uuid),
+            (T::CustomerEvent, "loyalty_points") => Some(NonNegative),
+            (T::RestockAlert, "alert_id") => Some(Uuid),
+            (T::RestockAlert, "reorder_point" | "suggested_order_qty" | "velocity_per_hour" | "days_of_cover") => {
+                Some(NonNegative)
+            }
+            (T::RestockAlert, "stockout_risk") => Some(Probability),
+            (T::RestockAlert, "reason") => Some(Text),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_const_rule_table_is_the_table() {
+        let mut names: Vec<String> = crate::EventType::ALL
+            .iter()
+            .flat_map(|&et| match crate::schemas::schema_for(et) {
+                apache_avro::schema::Schema::Record(r) => r.fields.iter().map(|f| f.name.clone()).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        names.extend(["", "event_typ", "event_type_", "EVENT_TYPE", "status", "on_hand"].map(String::from));
+        for et in crate::EventType::ALL {
+            for name in &names {
+                assert_eq!(rule_for(et, name), rule_for_reference(et, name), "{et:?} {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn uuid_shape_positions() {
+        let good = "5f1d7c0e-2b9a-4f3e-9d61-0a7ce2b48f13";
+        for i in 0..good.len() {
+            for c in ['-', '0', 'a', 'F', 'g', 'G', ' ', '/', ':', '@', '`'] {
+                let mut s = good.to_string();
+                s.replace_range(i..i + 1, &c.to_string());
+                let reference = s.bytes().enumerate().all(|(i, c)| match i {
+                    8 | 13 | 18 | 23 => c == b'-',
+                    _ => c.is_ascii_hexdigit(),
+                });
+                assert_eq!(is_uuid(&s), reference, "{s}");
+            }
+        }
+        assert!(!is_uuid(&format!("{good}0")));
+        assert!(!is_uuid(&good[1..]));
+        assert!(!is_uuid("5f1d7c0e-2b9a-4f3e-9d61-0a7ce2b48f1é"));
     }
 
     #[test]
