@@ -111,12 +111,27 @@ fn precheck(topic: &str, bytes: &[u8]) -> Result<EventType, Rejection> {
 }
 
 fn parse_typed(event_type: EventType, bytes: &[u8]) -> Result<Event, serde_json::Error> {
+    // One UTF-8 check of the whole message is much cheaper than `from_slice`'s check of every
+    // string and key; invalid UTF-8 still goes through `from_slice` for its exact error.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_typed_from(event_type, serde_json::de::StrRead::new(text)),
+        Err(_) => parse_typed_from(event_type, serde_json::de::SliceRead::new(bytes)),
+    }
+}
+
+fn parse_typed_from<'a>(event_type: EventType, read: impl serde_json::de::Read<'a>) -> Result<Event, serde_json::Error> {
+    fn parse<'a, T: serde::Deserialize<'a>>(read: impl serde_json::de::Read<'a>) -> Result<T, serde_json::Error> {
+        let mut de = serde_json::Deserializer::new(read);
+        let value = T::deserialize(&mut de)?;
+        de.end()?;
+        Ok(value)
+    }
     Ok(match event_type {
-        EventType::Sale => Event::Sale(serde_json::from_slice(bytes)?),
-        EventType::InventoryUpdate => Event::Inventory(serde_json::from_slice(bytes)?),
-        EventType::PriceChange => Event::Price(serde_json::from_slice(bytes)?),
-        EventType::CustomerEvent => Event::Customer(serde_json::from_slice(bytes)?),
-        EventType::RestockAlert => Event::Alert(serde_json::from_slice(bytes)?),
+        EventType::Sale => Event::Sale(parse(read)?),
+        EventType::InventoryUpdate => Event::Inventory(parse(read)?),
+        EventType::PriceChange => Event::Price(parse(read)?),
+        EventType::CustomerEvent => Event::Customer(parse(read)?),
+        EventType::RestockAlert => Event::Alert(parse(read)?),
     })
 }
 
