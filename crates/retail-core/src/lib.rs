@@ -1,6 +1,7 @@
 //! Event contracts of the retail platform: types, Avro schemas and validation. Pure: no I/O.
 
 pub mod events;
+mod fastjson;
 pub mod rows;
 mod rules;
 pub mod schemas;

@@ -12,6 +12,7 @@
 //! A test feeds generated and hand-made events through both and asserts the same verdict.
 
 use crate::events::*;
+use crate::fastjson;
 use crate::rules::{self, FieldValue};
 use crate::schemas::schema_for;
 use apache_avro::schema::Schema;
@@ -113,10 +114,25 @@ fn precheck(topic: &str, bytes: &[u8]) -> Result<EventType, Rejection> {
 fn parse_typed(event_type: EventType, bytes: &[u8]) -> Result<Event, serde_json::Error> {
     // One UTF-8 check of the whole message is much cheaper than `from_slice`'s check of every
     // string and key; invalid UTF-8 still goes through `from_slice` for its exact error.
+    // Then the plain-shape parser, which yields serde_json's value or declines; serde_json
+    // decides (and words) everything it declines.
     match std::str::from_utf8(bytes) {
-        Ok(text) => parse_typed_from(event_type, serde_json::de::StrRead::new(text)),
+        Ok(text) => match parse_plain(event_type, text) {
+            Some(event) => Ok(event),
+            None => parse_typed_from(event_type, serde_json::de::StrRead::new(text)),
+        },
         Err(_) => parse_typed_from(event_type, serde_json::de::SliceRead::new(bytes)),
     }
+}
+
+fn parse_plain(event_type: EventType, text: &str) -> Option<Event> {
+    Some(match event_type {
+        EventType::Sale => Event::Sale(fastjson::from_str(text)?),
+        EventType::InventoryUpdate => Event::Inventory(fastjson::from_str(text)?),
+        EventType::PriceChange => Event::Price(fastjson::from_str(text)?),
+        EventType::CustomerEvent => Event::Customer(fastjson::from_str(text)?),
+        EventType::RestockAlert => Event::Alert(fastjson::from_str(text)?),
+    })
 }
 
 fn parse_typed_from<'a>(event_type: EventType, read: impl serde_json::de::Read<'a>) -> Result<Event, serde_json::Error> {
