@@ -12,6 +12,7 @@
 
 use crate::{BusError, BusOptions, Consumer, EventBus, Message, OffsetReset, Rebalance, Record, TopicPartition};
 use async_trait::async_trait;
+use bytes::Bytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -431,17 +432,26 @@ impl ConsumerContext for GroupContext {
 fn poll_many(c: &BaseConsumer<GroupContext>, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::with_capacity(max.min(16_384));
+    // Messages of a topic share one name instead of one allocation each.
+    let mut names: Vec<Arc<str>> = Vec::new();
     loop {
         // Block for the first message only; then take what is already fetched.
         let wait = if out.is_empty() { deadline.saturating_duration_since(Instant::now()) } else { Duration::ZERO };
         match c.poll(wait) {
             Some(Ok(m)) => {
+                let topic = match names.iter().find(|n| ***n == *m.topic()) {
+                    Some(n) => n.clone(),
+                    None => {
+                        names.push(Arc::from(m.topic()));
+                        names[names.len() - 1].clone()
+                    }
+                };
                 out.push(Message {
-                    topic: m.topic().to_string(),
+                    topic,
                     partition: m.partition(),
                     offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    key: m.key().map(Bytes::copy_from_slice),
+                    payload: m.payload().map(Bytes::copy_from_slice).unwrap_or_default(),
                     timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
                 });
                 if out.len() >= max {
@@ -539,7 +549,7 @@ impl Consumer for KafkaConsumer {
 
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), BusError> {
         // Fetched-but-unreturned messages of this partition are from before the seek.
-        self.stash.retain(|m| m.partition != tp.partition || m.topic != tp.topic);
+        self.stash.retain(|m| m.partition != tp.partition || *m.topic != *tp.topic);
         let c = self.c().clone();
         let tp = tp.clone();
         tokio::task::spawn_blocking(move || {

@@ -8,6 +8,7 @@
 //! its state lives in one processor.
 
 use async_trait::async_trait;
+pub use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,14 +28,16 @@ pub struct TopicPartition {
     pub partition: i32,
 }
 
-/// A message read from the log.
+/// A message read from the log. Topic, key and payload are shared, not copied, buffers: a
+/// poll of tens of thousands of records then costs no allocation per record (the embedded log
+/// hands out slices of the chunk it read; all messages of a topic share one name).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Vec<u8>,
+    pub key: Option<Bytes>,
+    pub payload: Bytes,
     /// Broker/log append time (or producer time), milliseconds since the epoch.
     pub timestamp_ms: i64,
 }

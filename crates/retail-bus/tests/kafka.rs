@@ -154,7 +154,7 @@ async fn two_members_share_partitions_and_one_takes_over() {
     assert_eq!(b.assignment().len(), 4, "b owns every partition now");
     assert_quiet(&mut *b, Duration::from_secs(1)).await;
     let want: HashSet<Vec<u8>> = second.iter().map(|(_, p)| p.as_bytes().to_vec()).collect();
-    let got: HashSet<Vec<u8>> = more.iter().map(|m| m.payload.clone()).collect();
+    let got: HashSet<Vec<u8>> = more.iter().map(|m| m.payload.to_vec()).collect();
     assert_eq!(got, want);
     assert!(more.iter().any(|m| owned_a.contains(&m.partition)), "took over a's partitions");
     assert!(b.take_rebalances().iter().any(|r| matches!(r, Rebalance::Assigned(p) if p.len() == 4)));

@@ -104,7 +104,7 @@ pub fn dead_letter(msg: &Message, reasons: Vec<String>) -> DeadLetter {
         Err(_) => (msg.payload.iter().map(|b| format!("{b:02x}")).collect(), "hex"),
     };
     DeadLetter {
-        source_topic: msg.topic.clone(),
+        source_topic: msg.topic.to_string(),
         source_partition: msg.partition,
         source_offset: msg.offset,
         original,

@@ -112,7 +112,7 @@ mod tests {
                 offset: i,
                 key: None,
                 // Every 7th record is invalid in a record-specific way (its quantity).
-                payload: if i % 7 == 0 { good.replace("\"quantity\":2", &format!("\"quantity\":-{i}")).into_bytes() } else { good.as_bytes().to_vec() },
+                payload: if i % 7 == 0 { good.replace("\"quantity\":2", &format!("\"quantity\":-{i}")).into() } else { good.as_bytes().to_vec().into() },
                 timestamp_ms: NOW,
             })
             .collect();

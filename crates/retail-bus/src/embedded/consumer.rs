@@ -6,6 +6,7 @@ use super::segment::{self, Decoded};
 use super::{io_err, FsyncPolicy, Inner, Topic};
 use crate::{BusError, Consumer, Message, OffsetReset, Rebalance, TopicPartition};
 use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::FileExt;
@@ -73,15 +74,18 @@ struct OpenSegment {
 
 struct PartReader {
     tp: TopicPartition,
+    /// The topic name every message of this reader shares.
+    name: Arc<str>,
     topic: Arc<Topic>,
     index: usize,
     dir: PathBuf,
     /// Next offset to deliver.
     next: i64,
     seg: Option<OpenSegment>,
-    buf: Vec<u8>,
+    /// Bytes read from the segment and not yet decoded start at `head`. Messages are slices
+    /// of it (no copy); each fill reads into a fresh buffer, so the slices handed out stay valid.
+    buf: Bytes,
     head: usize,
-    tail: usize,
     warned: bool,
 }
 
@@ -89,8 +93,8 @@ impl PartReader {
     /// Read from `offset` (clamped into the retained range).
     fn position(&mut self, inner: &Inner, offset: i64) -> Result<(), BusError> {
         self.seg = None;
+        self.buf = Bytes::new();
         self.head = 0;
-        self.tail = 0;
         let (start, end) = inner.bounds(&self.topic.partitions[self.index])?;
         let offset = if offset < start {
             tracing::warn!(topic = %self.tp.topic, partition = self.tp.partition, offset, start, "offset already deleted by retention; continuing at the log start");
@@ -117,18 +121,23 @@ impl PartReader {
 
     fn fill(&mut self) -> Result<usize, BusError> {
         let seg = self.seg.as_mut().expect("open segment");
-        if self.head > 0 {
-            self.buf.copy_within(self.head..self.tail, 0);
-            self.tail -= self.head;
-            self.head = 0;
+        // Nothing new (the common case of an idle tail): no buffer to allocate.
+        let len = seg.file.metadata().map_err(|e| io_err("cannot stat", &self.dir, e))?.len();
+        if len <= seg.pos {
+            return Ok(0);
         }
-        if self.tail == self.buf.len() {
-            let grow = self.buf.len().max(READ_CHUNK);
-            self.buf.resize(self.buf.len() + grow, 0);
-        }
-        let n = seg.file.read_at(&mut self.buf[self.tail..], seg.pos).map_err(|e| io_err("cannot read", &self.dir, e))?;
+        // The undecoded rest (a partial frame) moves to the front of the new buffer; a frame
+        // longer than a chunk gets a buffer twice its size.
+        let rest = &self.buf[self.head..];
+        let size = READ_CHUNK.max(rest.len() * 2).min(rest.len() + (len - seg.pos) as usize);
+        let mut next = BytesMut::with_capacity(size);
+        next.extend_from_slice(rest);
+        next.resize(size, 0);
+        let n = seg.file.read_at(&mut next[rest.len()..], seg.pos).map_err(|e| io_err("cannot read", &self.dir, e))?;
+        next.truncate(rest.len() + n);
         seg.pos += n as u64;
-        self.tail += n;
+        self.buf = next.freeze();
+        self.head = 0;
         Ok(n)
     }
 
@@ -149,17 +158,17 @@ impl PartReader {
             }
             while delivered < max {
                 let seg = self.seg.as_mut().unwrap();
-                match segment::decode(&self.buf[self.head..self.tail]) {
+                match segment::decode(&self.buf[self.head..]) {
                     Decoded::Frame(f) => {
                         seg.scanned = f.offset + 1;
                         self.head += f.len;
                         if f.offset >= self.next {
                             out.push(Message {
-                                topic: self.tp.topic.clone(),
+                                topic: self.name.clone(),
                                 partition: self.tp.partition,
                                 offset: f.offset,
-                                key: Some(f.key.to_vec()),
-                                payload: f.payload.to_vec(),
+                                key: Some(self.buf.slice_ref(f.key)),
+                                payload: self.buf.slice_ref(f.payload),
                                 timestamp_ms: f.timestamp_ms,
                             });
                             self.next = f.offset + 1;
@@ -168,7 +177,7 @@ impl PartReader {
                     }
                     Decoded::Incomplete => break,
                     Decoded::Corrupt(why) => {
-                        let at = seg.pos - (self.tail - self.head) as u64;
+                        let at = seg.pos - (self.buf.len() - self.head) as u64;
                         let path = segment::log_path(&self.dir, seg.base);
                         if segment::log_path(&self.dir, seg.scanned).exists() {
                             return Err(BusError::Other(format!("corrupt record in {} at byte {at}: {why}", path.display())));
@@ -204,15 +213,15 @@ impl PartReader {
             if self.fill()? > 0 {
                 continue;
             }
-            if self.tail > self.head {
+            if self.buf.len() > self.head {
                 let path = segment::log_path(&self.dir, base);
                 return Err(BusError::Other(format!("{} ends with a partial record although a newer segment exists", path.display())));
             }
             let path = segment::log_path(&self.dir, scanned);
             let file = File::open(&path).map_err(|e| io_err("cannot open", &path, e))?;
             self.seg = Some(OpenSegment { base: scanned, file, pos: 0, scanned });
+            self.buf = Bytes::new();
             self.head = 0;
-            self.tail = 0;
         }
     }
 }
@@ -265,14 +274,14 @@ impl EmbeddedConsumer {
                 };
                 let mut reader = PartReader {
                     tp: TopicPartition { topic: name.to_string(), partition: part.id },
+                    name: Arc::from(name),
                     topic: topic.clone(),
                     index,
                     dir: part.dir.clone(),
                     next: from,
                     seg: None,
-                    buf: vec![0; READ_CHUNK],
+                    buf: Bytes::new(),
                     head: 0,
-                    tail: 0,
                     warned: false,
                 };
                 reader.position(&inner, from)?;

@@ -64,7 +64,7 @@ pub async fn assert_quiet(consumer: &mut dyn Consumer, quiet: Duration) {
 pub fn next_offsets(msgs: &[Message]) -> Vec<(TopicPartition, i64)> {
     let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     for m in msgs {
-        let tp = TopicPartition { topic: m.topic.clone(), partition: m.partition };
+        let tp = TopicPartition { topic: m.topic.to_string(), partition: m.partition };
         let e = next.entry(tp).or_insert(0);
         *e = (*e).max(m.offset + 1);
     }
@@ -77,12 +77,12 @@ pub fn check_order_and_placement(msgs: &[Message], partitions: i32) {
     let mut last_offset: HashMap<i32, i64> = HashMap::new();
     let mut last_seq: HashMap<String, u64> = HashMap::new();
     for m in msgs {
-        let key = String::from_utf8(m.key.clone().expect("key")).unwrap();
+        let key = String::from_utf8(m.key.clone().expect("key").to_vec()).unwrap();
         assert_eq!(m.partition, partition_for_key(key.as_bytes(), partitions), "key {key} on the wrong partition");
         if let Some(prev) = last_offset.insert(m.partition, m.offset) {
             assert_eq!(m.offset, prev + 1, "partition {} offsets not consecutive", m.partition);
         }
-        let payload = String::from_utf8(m.payload.clone()).unwrap();
+        let payload = String::from_utf8(m.payload.to_vec()).unwrap();
         let (pk, seq) = payload.split_once(':').unwrap();
         assert_eq!(pk, key, "payload belongs to its key");
         let seq: u64 = seq.parse().unwrap();

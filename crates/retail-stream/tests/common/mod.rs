@@ -67,11 +67,11 @@ pub fn price(n: u64, store: &str, sku: &str, old: f64, new: f64, t: DateTime<Utc
 /// A bus record that arrived one second after its event time.
 pub fn msg(topic: &str, partition: i32, offset: i64, payload: &str, arrival: DateTime<Utc>) -> Message {
     Message {
-        topic: topic.to_string(),
+        topic: topic.into(),
         partition,
         offset,
         key: None,
-        payload: payload.as_bytes().to_vec(),
+        payload: payload.as_bytes().to_vec().into(),
         timestamp_ms: arrival.timestamp_millis(),
     }
 }
