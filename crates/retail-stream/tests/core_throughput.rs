@@ -52,4 +52,14 @@ fn processor_core_events_per_second() {
     }
     let secs = started.elapsed().as_secs_f64();
     println!("processor core: {} records in {secs:.2} s = {:.0} records/s", msgs.len(), msgs.len() as f64 / secs);
+
+    // What a checkpoint of this state costs (the runner encodes one snapshot per partition).
+    let started = std::time::Instant::now();
+    let snapshots: Vec<_> = p.owned().iter().filter_map(|tp| p.snapshot(&tp.topic, tp.partition)).collect();
+    let taken = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let bytes: usize = snapshots.iter().map(|s| serde_json::to_vec(s).unwrap().len()).sum();
+    let encoded = started.elapsed().as_secs_f64();
+    assert!(bytes > 0);
+    println!("checkpoint: {} partitions, snapshot {:.0} ms, JSON encode {:.0} ms, {:.1} MB", snapshots.len(), taken * 1e3, encoded * 1e3, bytes as f64 / 1e6);
 }
