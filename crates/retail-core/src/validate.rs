@@ -1,9 +1,11 @@
 //! Validation of incoming JSON events: the Avro schema of the topic plus the semantic rules.
 //!
 //! Two paths give one verdict:
-//! - **fast path** (every message): `serde_json` straight into the typed event, whose shape is
+//! - **fast path** (every message): straight into the typed event, whose shape is
 //!   structurally the `.avsc` (same fields, types, enum symbols, `deny_unknown_fields`, optional
-//!   = `["null", T]` with default null), then the semantic rules on the typed value.
+//!   = `["null", T]` with default null), then the semantic rules on the typed value. The parse
+//!   is the plain-shape parser (`fastjson.rs`) where it applies, else `serde_json`; both
+//!   drive the same derived `Deserialize` impls and give the same value.
 //! - **Avro path** (only when the fast path fails, and in tests): the JSON is converted field by
 //!   field into an `apache_avro::types::Value` guided by the parsed `.avsc`, which `apache-avro`
 //!   then validates; every mismatch on the way becomes a reason, and the semantic rules run on
