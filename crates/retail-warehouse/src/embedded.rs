@@ -30,14 +30,15 @@
 //! Queries run on a cached DataFusion context that is rebuilt only when a table changed.
 
 use crate::result::from_batches;
+use crate::rollup::{rollup_batch, KeyCodes};
 use crate::row_hash::{hash_rows, to_u64, BuildPreHashed};
 use crate::rows::{self, FeatureValue, Prediction};
-use crate::schema::{self, Kind, Measure, Rollup, Table, ROLLUPS, TABLES};
+use crate::schema::{self, Kind, Measure, Table, ROLLUPS, TABLES};
 use crate::{DateRow, QueryResult, Warehouse, WarehouseError};
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array, UInt32Array};
+use datafusion::arrow::array::{AsArray, BooleanArray};
 use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Int32Type, Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -720,8 +721,10 @@ impl EmbeddedWarehouse {
         if accepted.num_rows() == 0 {
             return Ok(());
         }
+        // The key columns are encoded once for all of this source's rollups.
+        let mut codes = KeyCodes::new(accepted);
         for r in ROLLUPS.iter().filter(|r| r.source.name == source.name) {
-            let part = rollup_batch(r, accepted, r.measures, r.only_out_of_stock)?;
+            let part = rollup_batch(r, &mut codes, r.measures, r.only_out_of_stock)?;
             if let Some(TableState::Rollup(parts)) = st.tables.get_mut(r.table.name) {
                 parts.push(part);
                 if parts.len() > 64 {
@@ -732,7 +735,7 @@ impl EmbeddedWarehouse {
                         .iter()
                         .map(|(out, m)| (*out, if let Measure::SumMoney(_) = m { Measure::SumMoney(out) } else { Measure::SumInt(out) }))
                         .collect();
-                    *parts = vec![rollup_batch(r, &all, &again, false)?];
+                    *parts = vec![rollup_batch(r, &mut KeyCodes::new(&all), &again, false)?];
                 }
             }
         }
@@ -952,73 +955,6 @@ impl EmbeddedWarehouse {
         }
         Ok(())
     }
-}
-
-/// `SELECT date_key, <keys>, <measures> FROM src [WHERE quantity_on_hand <= 0] GROUP BY
-/// date_key, <keys>` as a batch of `r.table`, groups in order of first appearance; the same
-/// aggregation ClickHouse's materialized view runs. Groups are found by a hash of the key
-/// columns (no per-row key allocation): this runs on every fact insert.
-fn rollup_batch(r: &Rollup, src: &RecordBatch, measures: &[(&'static str, Measure)], only_out_of_stock: bool) -> Result<RecordBatch, WarehouseError> {
-    let col = |n: &str| src.column_by_name(n).ok_or_else(|| other(format!("{} lacks {n}", r.source.name)));
-    enum Input {
-        Int(Int64Array),
-        Money(Decimal128Array),
-        Count,
-    }
-    let inputs: Vec<Input> = measures
-        .iter()
-        .map(|(_, m)| {
-            Ok(match m {
-                Measure::SumInt(c) => Input::Int(cast(col(c)?, &DataType::Int64).map_err(other)?.as_primitive::<Int64Type>().clone()),
-                Measure::SumMoney(c) => Input::Money(col(c)?.as_primitive::<Decimal128Type>().clone()),
-                Measure::Count => Input::Count,
-            })
-        })
-        .collect::<Result<_, WarehouseError>>()?;
-    let keep: Option<Vec<bool>> = if only_out_of_stock {
-        let oh = col("quantity_on_hand")?.as_primitive::<Int32Type>();
-        Some((0..oh.len()).map(|i| oh.value(i) <= 0).collect())
-    } else {
-        None
-    };
-    let mut key_cols = vec!["date_key"];
-    key_cols.extend(r.keys.iter().copied());
-    let hashes = hash_rows(src, &key_cols).map_err(other)?;
-    let width = inputs.len();
-    let mut group_of: HashMap<u128, u32, BuildPreHashed> = HashMap::with_capacity_and_hasher(src.num_rows() / 4, BuildPreHashed::default());
-    let mut first_rows: Vec<u32> = Vec::new();
-    let mut sums: Vec<i128> = Vec::new();
-    for (i, h) in hashes.iter().enumerate() {
-        if keep.as_ref().is_some_and(|k| !k[i]) {
-            continue;
-        }
-        let g = *group_of.entry(*h).or_insert_with(|| {
-            first_rows.push(i as u32);
-            sums.extend(std::iter::repeat_n(0, width));
-            (first_rows.len() - 1) as u32
-        }) as usize;
-        for (j, input) in inputs.iter().enumerate() {
-            sums[g * width + j] += match input {
-                Input::Int(a) => a.value(i) as i128,
-                Input::Money(a) => a.value(i),
-                Input::Count => 1,
-            };
-        }
-    }
-    let idx = UInt32Array::from(first_rows);
-    let mut cols: Vec<ArrayRef> = Vec::with_capacity(key_cols.len() + width);
-    for k in &key_cols {
-        cols.push(datafusion::arrow::compute::take(col(k)?.as_ref(), &idx, None).map_err(other)?);
-    }
-    let groups = idx.len();
-    for (j, (_, m)) in measures.iter().enumerate() {
-        let column = (0..groups).map(|g| sums[g * width + j]);
-        cols.push(match m {
-            Measure::SumMoney(_) => Arc::new(Decimal128Array::from_iter_values(column).with_precision_and_scale(18, 2).map_err(other)?),
-            _ => Arc::new(Int64Array::from_iter_values(column.map(|v| v as i64))),
-        });
-    }
-    RecordBatch::try_new(r.table.arrow_schema(), cols).map_err(other)
 }
 
 #[async_trait]

@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod queries;
 pub mod result;
 pub mod rows;
+mod rollup;
 mod row_hash;
 pub mod schema;
 

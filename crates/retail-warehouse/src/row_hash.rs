@@ -184,6 +184,52 @@ impl Hasher for PreHashed {
 
 pub type BuildPreHashed = BuildHasherDefault<PreHashed>;
 
+/// A quick `Hasher` for in-process maps keyed by integers or short byte strings (a fold per
+/// 8 bytes; SipHash would cost more than the rest of a rollup's grouping).
+#[derive(Default)]
+pub struct FastMix(u64);
+
+impl Hasher for FastMix {
+    #[inline]
+    fn finish(&self) -> u64 {
+        fold(self.0 ^ FIN_B, FIN_A)
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.write_u64(u64::from_le_bytes(c.try_into().unwrap()));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(buf));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = fold(self.0 ^ x, MUL_A);
+    }
+    #[inline]
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(x as u64);
+    }
+    #[inline]
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+    #[inline]
+    fn write_i64(&mut self, x: i64) {
+        self.write_u64(x as u64);
+    }
+    #[inline]
+    fn write_u128(&mut self, x: u128) {
+        self.write_u64(x as u64);
+        self.write_u64((x >> 64) as u64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
