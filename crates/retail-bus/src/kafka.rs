@@ -225,7 +225,12 @@ impl KafkaBus {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", self.reset.as_str())
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // Fetches of at least 256 KiB, waited for at most 50 ms (librdkafka: 1 byte, 500 ms).
+            // Against tansu this doubled `retail bench stream` (44 k → 90–110 k events/s) and cut
+            // the paced p50 from ≈ 460 ms to ≈ 100 ms; at a trickle it bounds the wait to 50 ms.
+            .set("fetch.min.bytes", "262144")
+            .set("fetch.wait.max.ms", "50");
         // User properties win over the defaults above too.
         for (k, v) in self.properties.iter().filter(|(k, _)| property_scope(k) != Scope::Producer) {
             c.set(k, v);
