@@ -37,8 +37,9 @@ pub struct StreamConfig {
     /// (Kafka) every write of a poll is finished before the next poll, so a rebalance never
     /// finds a write in flight; on the embedded log the last chunk's writes overlap the next poll.
     pub sink_chunk: usize,
-    /// Threads that validate (parse) a chunk's records before the processor applies them in
-    /// order; default: the machine's cores.
+    /// Threads busy with validation (parsing) including the loop's: while the loop's thread
+    /// applies one chunk in order, the next is validated on the other `validate_threads − 1`
+    /// (1 = all on the loop's thread, no overlap); default: the machine's cores.
     pub validate_threads: usize,
     pub poll_timeout: Duration,
     /// Checkpoint and commit at least this often (wall time) while records flow.
