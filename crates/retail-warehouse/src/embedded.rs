@@ -31,7 +31,8 @@
 
 use crate::result::from_batches;
 use crate::rollup::{rollup_batch, KeyCodes};
-use crate::row_hash::{hash_rows, to_u64, BuildPreHashed};
+use crate::hash_table::{HashTable, PREFETCH_AHEAD};
+use crate::row_hash::{hash_rows, to_u64};
 use crate::rows::{self, FeatureValue, Prediction};
 use crate::schema::{self, Kind, Measure, Table, ROLLUPS, TABLES};
 use crate::{DateRow, QueryResult, Warehouse, WarehouseError};
@@ -44,8 +45,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
 use retail_lake::{fnv1a, Lake};
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Batches smaller than this are merged before queries, so a stream of tiny inserts does not
@@ -166,7 +166,7 @@ struct AppendTable {
     batches: Vec<RecordBatch>,
     rows: usize,
     persisted_rows: usize,
-    keys: HashSet<u64, BuildPreHashed>,
+    keys: HashTable<u64, ()>,
     /// The part files holding rows `0..persisted_rows`, in order.
     parts: Vec<FactPart>,
     /// Files merged into a newer part, still to delete.
@@ -292,7 +292,7 @@ struct KeyedTable {
     /// Segments merged or filtered since the last coalescing (bounds their number).
     small_segments: usize,
     /// key hash → (version, id) of the winner.
-    winners: HashMap<u128, (i64, u64), BuildPreHashed>,
+    winners: HashTable<u128, (i64, u64)>,
     next_id: u64,
     /// Rows with ids from here on are not in the lake yet.
     flushed: u64,
@@ -316,7 +316,7 @@ impl KeyedTable {
             segments: vec![],
             dead: 0,
             small_segments: 0,
-            winners: HashMap::default(),
+            winners: HashTable::default(),
             next_id: 0,
             flushed: 0,
             parts: vec![],
@@ -333,7 +333,7 @@ impl KeyedTable {
         self.segments.clear();
         self.dead = 0;
         self.small_segments = 0;
-        self.winners = HashMap::default();
+        self.winners = HashTable::default();
         self.flushed = self.next_id;
         self.needs_snapshot = true;
         self.epoch += 1;
@@ -350,15 +350,16 @@ impl KeyedTable {
         let n = batch.num_rows();
         let first = self.next_id;
         let mut alive = vec![true; n];
-        for (i, (h, v)) in hashes.into_iter().zip(vers).enumerate() {
+        self.winners.reserve(n);
+        for (i, (&h, v)) in hashes.iter().zip(vers).enumerate() {
             let id = first + i as u64;
-            match self.winners.entry(h) {
-                Entry::Vacant(e) => {
-                    e.insert((v, id));
-                }
+            if let Some(&ahead) = hashes.get(i + PREFETCH_AHEAD) {
+                self.winners.prefetch(ahead);
+            }
+            match self.winners.get_or_insert(h, (v, id)) {
+                None => {}
                 // Ties go to the later insert, as in ClickHouse's ReplacingMergeTree.
-                Entry::Occupied(mut e) => {
-                    let w = e.get_mut();
+                Some(w) => {
                     if w.0 > v {
                         alive[i] = false;
                         continue;
@@ -591,7 +592,7 @@ impl EmbeddedWarehouse {
                     batches: vec![],
                     rows: 0,
                     persisted_rows: 0,
-                    keys: HashSet::default(),
+                    keys: HashTable::default(),
                     parts: vec![],
                     obsolete: vec![],
                 }),
@@ -691,16 +692,19 @@ impl EmbeddedWarehouse {
         st.generation += 1;
         match st.tables.get_mut(t.name).expect("every table has state") {
             TableState::Append(a) => {
-                let hashes = row_hashes(&batch, t.key)?;
+                let keys: Vec<u64> = row_hashes(&batch, t.key)?.into_iter().map(to_u64).collect();
+                a.keys.reserve(keys.len());
                 let mut all_new = true;
-                let mask: BooleanArray = hashes
-                    .iter()
-                    .map(|h| {
-                        let new = a.keys.insert(to_u64(*h));
-                        all_new &= new;
-                        Some(new)
-                    })
-                    .collect();
+                let mut mask = Vec::with_capacity(keys.len());
+                for (i, &k) in keys.iter().enumerate() {
+                    if let Some(&ahead) = keys.get(i + PREFETCH_AHEAD) {
+                        a.keys.prefetch(ahead);
+                    }
+                    let new = a.keys.get_or_insert(k, ()).is_none();
+                    all_new &= new;
+                    mask.push(new);
+                }
+                let mask = BooleanArray::from(mask);
                 let accepted = if all_new { batch } else { filter_record_batch(&batch, &mask).map_err(other)? };
                 if accepted.num_rows() > 0 {
                     a.rows += accepted.num_rows();

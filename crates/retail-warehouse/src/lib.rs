@@ -10,6 +10,7 @@
 pub mod calendar;
 pub mod clickhouse;
 pub mod embedded;
+mod hash_table;
 pub mod queries;
 pub mod result;
 pub mod rows;

@@ -14,7 +14,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, GenericByteArray, Offse
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::*;
 use datafusion::arrow::record_batch::RecordBatch;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 const SEED_A: u64 = 0x243F_6A88_85A3_08D3;
 const SEED_B: u64 = 0x1319_8A2E_0370_7344;
@@ -159,30 +159,6 @@ fn absorb(lanes: &mut [Lanes], tag: u64, a: &ArrayRef) -> Result<(), String> {
     }
     Ok(())
 }
-
-/// A `Hasher` for keys that already are good hashes (row hashes): it passes them through.
-#[derive(Default)]
-pub struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by u64/u128 keys; a plain mix for completeness.
-        for b in bytes {
-            self.0 = fold(self.0 ^ *b as u64, MUL_A);
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = x;
-    }
-    fn write_u128(&mut self, x: u128) {
-        self.0 = to_u64(x);
-    }
-}
-
-pub type BuildPreHashed = BuildHasherDefault<PreHashed>;
 
 /// A quick `Hasher` for in-process maps keyed by integers or short byte strings (a fold per
 /// 8 bytes; SipHash would cost more than the rest of a rollup's grouping).

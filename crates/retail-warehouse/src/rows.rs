@@ -114,8 +114,10 @@ fn to_batch<S: Serialize>(table: &Table, rows: &[S]) -> Result<RecordBatch, Ware
 // through serde + arrow-json, which formats every timestamp and decimal as text and parses it
 // back. The result is the same batch; the tests below check it against the serde path.
 
-fn strings(n: usize) -> StringBuilder {
-    StringBuilder::with_capacity(n, n * 16)
+/// A string column's builder sized for exactly its rows' bytes (ids are 36-byte UUIDs: a guess
+/// per row made the buffers grow, and copy, several times per batch).
+fn strings<R>(rows: &[R], len: impl Fn(&R) -> usize) -> StringBuilder {
+    StringBuilder::with_capacity(rows.len(), rows.iter().map(len).sum())
 }
 
 /// A `Decimal(·,2)` value: what the serde path stores for `cents(x)` (its text, parsed), and the
@@ -213,19 +215,19 @@ pub fn sales_batch(rows: &[FactSale]) -> Result<RecordBatch, WarehouseError> {
     let table = &schema::FACT_SALES;
     let schema = table.arrow_schema();
     let n = rows.len();
-    let mut sale_id = strings(n);
+    let mut sale_id = strings(rows, |r| r.sale_id.len());
     let mut date_key = Date32Builder::with_capacity(n);
-    let mut product_key = strings(n);
-    let mut store_key = strings(n);
+    let mut product_key = strings(rows, |r| r.product_key.len());
+    let mut store_key = strings(rows, |r| r.store_key.len());
     let mut quantity = Int32Builder::with_capacity(n);
     let mut revenue = Vec::with_capacity(n);
     let mut cost = Vec::with_capacity(n);
     let mut profit = Vec::with_capacity(n);
     let mut unit_price = Float64Builder::with_capacity(n);
     let mut discount_pct = Float64Builder::with_capacity(n);
-    let mut basket_id = strings(n);
-    let mut customer_id = strings(n);
-    let mut payment_method = strings(n);
+    let mut basket_id = strings(rows, |r| r.basket_id.len());
+    let mut customer_id = strings(rows, |r| r.customer_id.as_ref().map_or(0, |c| c.len()));
+    let mut payment_method = strings(rows, |r| r.payment_method.len());
     let mut event_time = Vec::with_capacity(n);
     for r in rows {
         sale_id.append_value(&r.sale_id);
@@ -266,15 +268,15 @@ pub fn inventory_batch(rows: &[FactInventory]) -> Result<RecordBatch, WarehouseE
     let table = &schema::FACT_INVENTORY;
     let schema = table.arrow_schema();
     let n = rows.len();
-    let mut inventory_id = strings(n);
+    let mut inventory_id = strings(rows, |r| r.inventory_id.len());
     let mut date_key = Date32Builder::with_capacity(n);
-    let mut product_key = strings(n);
-    let mut store_key = strings(n);
+    let mut product_key = strings(rows, |r| r.product_key.len());
+    let mut store_key = strings(rows, |r| r.store_key.len());
     let mut quantity_on_hand = Int32Builder::with_capacity(n);
     let mut reorder_point = Int32Builder::with_capacity(n);
     let mut safety_stock = Int32Builder::with_capacity(n);
     let mut quantity_change = Int32Builder::with_capacity(n);
-    let mut reason = strings(n);
+    let mut reason = strings(rows, |r| r.reason.len());
     let mut event_time = Vec::with_capacity(n);
     for r in rows {
         inventory_id.append_value(&r.inventory_id);
@@ -307,8 +309,8 @@ pub fn windows_batch(rows: &[SalesWindow]) -> Result<RecordBatch, WarehouseError
     let table = &schema::RT_SALES_5MIN;
     let schema = table.arrow_schema();
     let n = rows.len();
-    let mut store_id = strings(n);
-    let mut product_id = strings(n);
+    let mut store_id = strings(rows, |r| r.store_id.len());
+    let mut product_id = strings(rows, |r| r.product_id.len());
     let mut window_start = Vec::with_capacity(n);
     let mut window_end = Vec::with_capacity(n);
     let mut units = Int64Builder::with_capacity(n);
@@ -345,8 +347,8 @@ pub fn stock_batch(rows: &[StockLevel]) -> Result<RecordBatch, WarehouseError> {
     let table = &schema::RT_STOCK;
     let schema = table.arrow_schema();
     let n = rows.len();
-    let mut store_id = strings(n);
-    let mut product_id = strings(n);
+    let mut store_id = strings(rows, |r| r.store_id.len());
+    let mut product_id = strings(rows, |r| r.product_id.len());
     let mut on_hand = Int32Builder::with_capacity(n);
     let mut reorder_point = Int32Builder::with_capacity(n);
     let mut velocity_per_hour = Float64Builder::with_capacity(n);
