@@ -177,6 +177,9 @@ pub struct Runner {
     lag_task: Option<tokio::task::JoinHandle<()>>,
     last_checkpoint: Instant,
     dirty_since_checkpoint: bool,
+    /// Each partition's last snapshot size: the next encodes into a buffer that size (tens of MB
+    /// grown by doubling cost as much copying as encoding).
+    snapshot_bytes: BTreeMap<TopicPartition, usize>,
     summary: RunSummary,
 }
 
@@ -386,6 +389,7 @@ impl Runner {
             lag_task: None,
             last_checkpoint: Instant::now(),
             dirty_since_checkpoint: false,
+            snapshot_bytes: BTreeMap::new(),
             summary: RunSummary::default(),
         };
         let initial = runner.consumer.assignment();
@@ -751,8 +755,10 @@ impl Runner {
         for tp in self.processor.owned() {
             let Some(snap) = self.processor.snapshot(&tp.topic, tp.partition) else { continue };
             let key = self.checkpoint_key(&tp.topic, tp.partition);
+            let size = self.snapshot_bytes.get(&tp).map_or(64 << 10, |n| n + n / 8);
             encodes.push(tokio::task::spawn_blocking(move || {
-                let bytes = serde_json::to_vec(&snap).map_err(|e| StreamError::Checkpoint { key: key.clone(), reason: e.to_string() });
+                let mut buf = Vec::with_capacity(size);
+                let bytes = serde_json::to_writer(&mut buf, &snap).map(|()| buf).map_err(|e| StreamError::Checkpoint { key: key.clone(), reason: e.to_string() });
                 (tp, snap.next_offset, key, bytes)
             }));
         }
@@ -770,6 +776,7 @@ impl Runner {
         for task in encodes {
             let (tp, next_offset, key, bytes) = task.await.map_err(|e| StreamError::Checkpoint { key: "snapshot".into(), reason: e.to_string() })?;
             let bytes = bytes::Bytes::from(bytes?);
+            self.snapshot_bytes.insert(tp.clone(), bytes.len());
             let lake = self.lake.clone();
             retry("checkpoint write", LakeError::is_retryable, || lake.put(&key, bytes.clone())).await?;
             positions.push((tp, next_offset));
