@@ -14,8 +14,8 @@
 use crate::row_hash::{hash_rows, FastMix};
 use crate::schema::{Measure, Rollup};
 use crate::WarehouseError;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array, GenericByteArray, Int64Array, OffsetSizeTrait, UInt32Array};
-use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, GenericByteArray, Int64Array, OffsetSizeTrait, UInt32Array};
+use datafusion::arrow::compute::{cast, filter_record_batch, take};
 use datafusion::arrow::datatypes::*;
 use datafusion::arrow::record_batch::RecordBatch;
 use std::collections::HashMap;
@@ -205,12 +205,23 @@ fn sum_ints(values: &[i64], rows: &[u32], g: &[u32], groups: u32) -> Vec<i64> {
 pub fn rollup_batch(r: &Rollup, codes: &mut KeyCodes, measures: &[(&'static str, Measure)], only_out_of_stock: bool) -> Result<RecordBatch, WarehouseError> {
     let src = codes.src;
     let col = |n: &str| src.column_by_name(n).ok_or_else(|| other(format!("{} lacks {n}", r.source.name)));
-    let rows: Vec<u32> = if only_out_of_stock {
+    if only_out_of_stock {
+        // Usually few rows (often none) are out of stock: encode only those.
         let oh = col("quantity_on_hand")?.as_primitive::<Int32Type>();
-        oh.values().iter().enumerate().filter(|(_, v)| **v <= 0).map(|(i, _)| i as u32).collect()
-    } else {
-        (0..src.num_rows() as u32).collect()
-    };
+        let mask: BooleanArray = oh.values().iter().map(|v| Some(*v <= 0)).collect();
+        // Only the columns the rollup reads are filtered.
+        let mut names = vec!["date_key"];
+        names.extend(r.keys.iter().copied());
+        names.extend(measures.iter().filter_map(|(_, m)| match m {
+            Measure::SumInt(c) | Measure::SumMoney(c) => Some(*c),
+            Measure::Count => None,
+        }));
+        let schema = src.schema();
+        let indices = names.iter().map(|n| schema.index_of(n).map_err(|_| other(format!("{} lacks {n}", r.source.name)))).collect::<Result<Vec<_>, _>>()?;
+        let kept = filter_record_batch(&src.project(&indices).map_err(other)?, &mask).map_err(other)?;
+        return rollup_batch(r, &mut KeyCodes::new(&kept), measures, false);
+    }
+    let rows: Vec<u32> = (0..src.num_rows() as u32).collect();
     let mut key_cols = vec!["date_key"];
     key_cols.extend(r.keys.iter().copied());
     for k in &key_cols {
