@@ -15,8 +15,15 @@ fn broker() -> String {
     if b.contains("://") { b } else { format!("kafka://{b}") }
 }
 
+/// A run's id prefixes its records' ids. Tests in this binary run in parallel against one broker
+/// and start within the same millisecond on a fresh one: the clock alone gave two tests the same
+/// prefix, and each then counted the other's records as its own. A per-process sequence keeps
+/// them apart; the clock keeps earlier runs (other processes) apart.
 fn run_id() -> u32 {
-    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u32) | 1
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u32;
+    millis.wrapping_add(seq.wrapping_mul(0x9e37_79b9)) | 1
 }
 
 async fn group_scenario(kill: bool) {
