@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # An S3-compatible server for the lake tests (s3s-fs: S3 API over a local folder, path-style):
 # install if missing, start, create the test bucket, wait until it answers, then print the
-# `export` lines the tests read. Idempotent: a server already answering on the port is reused.
+# `export` lines the tests read. A server this script started earlier is replaced by a fresh one
+# (empty root); one started some other way and answering on the port is reused.
 #   RETAIL_S3_PORT (default 8014), RETAIL_S3_DIR (default /tmp/retail-s3)
 set -euo pipefail
 port="${RETAIL_S3_PORT:-8014}"
@@ -15,6 +16,23 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 # Any HTTP answer (even 403 for an unsigned request) means the server is up.
 up() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${endpoint}/" 2>/dev/null)" != "000" ]; }
+
+# A server this script started before (on this machine, an earlier run) is replaced: a
+# long-lived s3s-fs was seen answering every listing with 500 InternalError ("No such file or
+# directory") after earlier runs, and a test run should start from an empty root anyway.
+pidfile="$dir/s3s-fs.pid"
+if [ -f "$pidfile" ]; then
+  old_pid=$(cat "$pidfile")
+  if grep -q s3s-fs "/proc/$old_pid/cmdline" 2>/dev/null; then
+    log "restarting the s3s-fs this script started earlier (pid $old_pid)"
+    kill "$old_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      up || break
+      sleep 0.1
+    done
+  fi
+  rm -f "$pidfile"
+fi
 
 if ! up; then
   if ! command -v s3s-fs >/dev/null 2>&1; then
@@ -30,6 +48,7 @@ if ! up; then
   log "starting s3s-fs on ${endpoint} (data in $dir/data)"
   setsid s3s-fs --host 127.0.0.1 --port "$port" --access-key "$access_key" --secret-key "$secret_key" \
     "$dir/data" >"$dir/log/s3s-fs.log" 2>&1 < /dev/null &
+  echo $! >"$pidfile"
   for _ in $(seq 1 30); do
     up && break
     sleep 1
