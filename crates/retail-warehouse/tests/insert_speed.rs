@@ -13,6 +13,10 @@ use retail_warehouse::Warehouse;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+// The allocator the `retail` binary runs with, so the figures match the service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PAIRS: u64 = 500_000;
 const CHUNK_PAIRS: u64 = 5_000;
 const WINDOW_MS: i64 = 300_000;
