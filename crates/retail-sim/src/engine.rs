@@ -165,19 +165,7 @@ impl StoreSim {
                 continue;
             }
             let quantity = cell.order_quantity(world);
-            cell.on_order += quantity;
-            self.po_seq += 1;
-            let po = format!("PO-{}-{:07}", self.store_id, self.po_seq);
-            truth.orders.push(PurchaseOrder {
-                po_id: po.clone(),
-                store_id: self.store_id.clone(),
-                product_id: world.products()[cell.product as usize].product_id.clone(),
-                quantity,
-                ordered_at: to_time(now_ms),
-                lead_time_days: 0.0,
-                arrives_at: to_time(now_ms),
-            });
-            self.deliveries.push(Reverse(Delivery { at_ms: now_ms, cell: i as u32, quantity, po }));
+            self.place_order(world, i, quantity, 0.0, now_ms, truth);
         }
         if let Some(day) = &mut self.day {
             day.lines_total *= ratio;
@@ -566,7 +554,8 @@ impl StoreSim {
     /// Local midnight ends the day: write its truth and review stock for replenishment.
     fn end_day(&mut self, world: &World, now_ms: i64, truth: &mut Truth) {
         let Some(day) = self.day.take() else { return };
-        for (i, cell) in self.cells.iter_mut().enumerate() {
+        for i in 0..self.cells.len() {
+            let cell = &mut self.cells[i];
             if world.config.demand_truth && (cell.expected_lines > 0.0 || cell.demand_units > 0) {
                 truth.demand.push(DemandTruth {
                     date: day.date,
@@ -593,23 +582,30 @@ impl StoreSim {
                     .map(|d| d.sample(&mut self.rng))
                     .unwrap_or(meta.lead_time_days)
                     .max(1.0);
-                let arrives = now_ms + (lead * DAY_MS as f64) as i64;
-                self.po_seq += 1;
-                let po = format!("PO-{}-{:07}", self.store_id, self.po_seq);
-                cell.on_order += quantity;
-                truth.orders.push(PurchaseOrder {
-                    po_id: po.clone(),
-                    store_id: self.store_id.clone(),
-                    product_id: world.products()[cell.product as usize].product_id.clone(),
-                    quantity,
-                    ordered_at: to_time(now_ms),
-                    lead_time_days: (lead * 1000.0).round() / 1000.0,
-                    arrives_at: to_time(arrives),
-                });
-                self.deliveries.push(Reverse(Delivery { at_ms: arrives, cell: i as u32, quantity, po }));
+                self.place_order(world, i, quantity, lead, now_ms, truth);
             }
         }
         self.anomalies.retain(|a| a.end_ms > now_ms);
+    }
+
+    /// Order `quantity` units for cell `i` at `now_ms`, arriving `lead_days` later: the order's
+    /// truth record and its scheduled delivery (a restock event when it arrives).
+    fn place_order(&mut self, world: &World, i: usize, quantity: i32, lead_days: f64, now_ms: i64, truth: &mut Truth) {
+        let arrives = now_ms + (lead_days * DAY_MS as f64) as i64;
+        self.po_seq += 1;
+        let po = format!("PO-{}-{:07}", self.store_id, self.po_seq);
+        let cell = &mut self.cells[i];
+        cell.on_order += quantity;
+        truth.orders.push(PurchaseOrder {
+            po_id: po.clone(),
+            store_id: self.store_id.clone(),
+            product_id: world.products()[cell.product as usize].product_id.clone(),
+            quantity,
+            ordered_at: to_time(now_ms),
+            lead_time_days: (lead_days * 1000.0).round() / 1000.0,
+            arrives_at: to_time(arrives),
+        });
+        self.deliveries.push(Reverse(Delivery { at_ms: arrives, cell: i as u32, quantity, po }));
     }
 }
 
