@@ -174,12 +174,16 @@ pub(crate) fn pick_weighted<R: Rng>(rng: &mut R, weights: impl Iterator<Item = f
     last
 }
 
+/// Regions in the order stores are given them, round robin. Time zones alternate far apart
+/// (−6, +4, 0, +10, −5, +8, +1, −8) so that any world of two stores or more has one open at
+/// every hour of the UTC day: a demo watched at night still sees live sales.
+const STORE_REGION_ORDER: [usize; 8] = [1, 5, 3, 7, 0, 6, 4, 2];
+
 pub(crate) fn generate_stores<R: Rng>(rng: &mut R, n: usize) -> (Vec<Store>, Vec<StoreMeta>) {
     let mut stores = Vec::with_capacity(n);
     let mut metas = Vec::with_capacity(n);
     for i in 0..n {
-        // Round-robin regions so small worlds still span time zones.
-        let region = i % REGIONS.len();
+        let region = STORE_REGION_ORDER[i % STORE_REGION_ORDER.len()];
         let format = pick_weighted(rng, FORMATS.iter().map(|f| f.share));
         let f = &FORMATS[format];
         let r = &REGIONS[region];

@@ -1,6 +1,6 @@
 //! The world model's promises: valid events, determinism, physics, and statistical shape.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc, Weekday};
 use retail_core::*;
 use retail_sim::*;
 use std::collections::{HashMap, HashSet};
@@ -326,4 +326,18 @@ fn a_traffic_rise_restocks_at_once_instead_of_a_wave_of_stockouts() {
     // And the busier days that follow lose little more demand than the quiet ones did.
     let busy = lost_share(&sim.take_truth());
     assert!(busy < quiet + 0.05 && busy < 0.1, "lost demand share: quiet {quiet:.3}, after the rise {busy:.3}");
+}
+
+#[test]
+fn two_stores_or_more_sell_at_every_hour_of_the_utc_day() {
+    // The demo runs in real time: whenever it is watched, some store must be open and selling.
+    for (seed, stores) in [(1, 2), (7, 4), (23, 3), (99, 5)] {
+        let config = WorldConfig { seed, ..config(stores, 60, 0.0) };
+        let r = run(&config, "2025-06-02T00:00:00Z", 2);
+        let mut hours = [0u32; 24];
+        for e in r.events.iter().filter(|e| matches!(e, Event::Sale(_))) {
+            hours[e.timestamp().hour() as usize] += 1;
+        }
+        assert!(hours.iter().all(|&n| n > 0), "seed {seed}, {stores} stores: sales per UTC hour {hours:?}");
+    }
 }
