@@ -4,7 +4,7 @@
 use crate::catalog::{self, ProductMeta, Region, StoreMeta, FORMATS, REGIONS};
 use crate::demand::{self, Weather};
 use crate::{SimError, WorldConfig};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use retail_core::{Product, Store};
@@ -93,6 +93,17 @@ impl World {
         self.region_of(store).utc_offset_hours
     }
 
+    /// How many stores are open at `at` (their local opening hours); outside them no sales happen.
+    pub fn stores_open_at(&self, at: DateTime<Utc>) -> usize {
+        (0..self.stores.len())
+            .filter(|&i| {
+                let local = (at.hour() as i32 + self.store_utc_offset_hours(i)).rem_euclid(24) as u8;
+                let store = &self.stores[i];
+                (store.opens_hour..store.closes_hour).contains(&local)
+            })
+            .count()
+    }
+
     pub fn regions(&self) -> &'static [Region] {
         REGIONS
     }
@@ -148,6 +159,16 @@ mod tests {
         }
         // Not every SKU everywhere, and the popular ones are carried more often.
         assert!(w.assortment_pairs().count() < 20 * 500);
+    }
+
+    #[test]
+    fn each_store_counts_as_open_for_exactly_its_opening_hours() {
+        let w = World::generate(&WorldConfig { stores: 12, products: 50, skus_per_store: 50, ..Default::default() }).unwrap();
+        let day: DateTime<Utc> = "2025-06-02T00:00:00Z".parse().unwrap();
+        let open_store_hours: usize = (0..24).map(|h| w.stores_open_at(day + chrono::Duration::hours(h))).sum();
+        let opening_hours: usize = w.stores().iter().map(|s| (s.closes_hour - s.opens_hour) as usize).sum();
+        assert_eq!(open_store_hours, opening_hours);
+        assert!((0..24).all(|h| w.stores_open_at(day + chrono::Duration::hours(h)) > 0));
     }
 
     #[test]

@@ -167,7 +167,7 @@ async fn simulate(
     live_rate: f64,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut sim = Simulator::new(world, state.start)?;
+    let mut sim = Simulator::new(world.clone(), state.start)?;
     let mut live = false;
     // Replay what earlier runs published (same seed → same events), publishing nothing.
     if state.published_until > state.start {
@@ -211,7 +211,8 @@ async fn simulate(
         state.save(data_dir)?;
     }
     switch_to_live(&mut sim, &state, live_rate, &mut live)?;
-    println!("history published; now live at {live_rate} events/min per open store");
+    let open = world.stores_open_at(Utc::now());
+    println!("history published; now live at {live_rate} events/min per open store ({open} of {} stores open now)", world.stores().len());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
