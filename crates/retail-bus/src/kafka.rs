@@ -226,11 +226,18 @@ impl KafkaBus {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", self.reset.as_str())
             .set("enable.partition.eof", "false")
-            // Fetches of at least 256 KiB, waited for at most 50 ms (librdkafka: 1 byte, 500 ms).
-            // Against tansu this doubled `retail bench stream` (44 k → 90–110 k events/s) and cut
-            // the paced p50 from ≈ 460 ms to ≈ 100 ms; at a trickle it bounds the wait to 50 ms.
+            // Fetches of at least 256 KiB, waited for at most 10 ms (librdkafka: 1 byte, 500 ms).
+            // A broker answers as soon as 256 KiB are there, so the wait only matters at a
+            // trickle: it bounds the added latency at 10 ms for ≈ 100 idle fetches/s per broker.
+            // tansu 0.6 waits the full time on every fetch and caps a response at 5 MiB, so
+            // there the wait sets the ceiling: `retail bench stream` went from 44 k events/s
+            // (defaults) to 165 k (50 ms) and 230–270 k (10 ms).
             .set("fetch.min.bytes", "262144")
-            .set("fetch.wait.max.ms", "50");
+            .set("fetch.wait.max.ms", "10")
+            // librdkafka pauses a partition's fetching this long once its prefetch queue is
+            // full (default 1 s): a processor that briefly lags then idles for a second. With
+            // 20 ms the backlog bench went from 150–280 k (bimodal) to a steady 245–270 k.
+            .set("fetch.queue.backoff.ms", "20");
         // User properties win over the defaults above too.
         for (k, v) in self.properties.iter().filter(|(k, _)| property_scope(k) != Scope::Producer) {
             c.set(k, v);
