@@ -103,6 +103,11 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
 
     // Throughput: drain a backlog of `events` records.
     let pairs = (args.events as u64).div_ceil(2);
+    // A new group reads from the start: records left by earlier runs would join the backlog.
+    let existing: i64 = sinks.bus.lag(&group, &[topics::SALES, topics::INVENTORY]).await.map(|l| l.iter().map(|(_, n)| (*n).max(0)).sum()).unwrap_or(0);
+    if existing > 0 {
+        eprintln!("[{backend}] warning: the topics already hold ≈ {existing} records, which the backlog run reads too; use a fresh broker for comparable numbers");
+    }
     eprintln!("[{backend}] publishing {} records …", pairs * 2);
     let mut stock = Stock::default();
     publish_range(&sinks.bus, 0, pairs, base_ms, &mut stock).await?;
