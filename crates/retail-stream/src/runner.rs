@@ -417,6 +417,11 @@ impl Runner {
     }
 
     fn checkpoint_key(&self, topic: &str, partition: i32) -> String {
+        format!("{}/{}/{}/{:03}.state", self.cfg.checkpoint_prefix, self.cfg.group, topic, partition)
+    }
+
+    /// Where versions before the binary checkpoints kept them (read when there is no newer one).
+    fn legacy_checkpoint_key(&self, topic: &str, partition: i32) -> String {
         format!("{}/{}/{}/{:03}.json", self.cfg.checkpoint_prefix, self.cfg.group, topic, partition)
     }
 
@@ -426,13 +431,14 @@ impl Runner {
             if self.owned.contains_key(&(kind, tp.partition)) {
                 continue;
             }
-            let key = self.checkpoint_key(&tp.topic, tp.partition);
-            let lake = self.lake.clone();
-            let bytes = retry("checkpoint read", LakeError::is_retryable, || lake.get(&key)).await?;
-            let snapshot = match bytes {
-                Some(b) => Some(serde_json::from_slice::<PartSnapshot>(&b).map_err(|e| StreamError::Checkpoint { key: key.clone(), reason: e.to_string() })?),
-                None => None,
-            };
+            let mut snapshot = None;
+            for key in [self.checkpoint_key(&tp.topic, tp.partition), self.legacy_checkpoint_key(&tp.topic, tp.partition)] {
+                let lake = self.lake.clone();
+                if let Some(b) = retry("checkpoint read", LakeError::is_retryable, || lake.get(&key)).await? {
+                    snapshot = Some(PartSnapshot::decode(&b).map_err(|reason| StreamError::Checkpoint { key, reason })?);
+                    break;
+                }
+            }
             let resume = self.processor.assign(&tp.topic, tp.partition, snapshot)?;
             if let Some(offset) = resume {
                 self.consumer.seek(tp, offset).await?;
@@ -758,7 +764,7 @@ impl Runner {
             let size = self.snapshot_bytes.get(&tp).map_or(64 << 10, |n| n + n / 8);
             encodes.push(tokio::task::spawn_blocking(move || {
                 let mut buf = Vec::with_capacity(size);
-                let bytes = serde_json::to_writer(&mut buf, &snap).map(|()| buf).map_err(|e| StreamError::Checkpoint { key: key.clone(), reason: e.to_string() });
+                let bytes = snap.encode(&mut buf).map(|()| buf).map_err(|reason| StreamError::Checkpoint { key: key.clone(), reason });
                 (tp, snap.next_offset, key, bytes)
             }));
         }

@@ -37,3 +37,47 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing_embedded() {
     assert!(status.success(), "final run failed: {status}");
     verify(&lake_url, &exp, 1).await;
 }
+
+/// Checkpoints of versions before the binary format (JSON, `NNN.json`) are resumed from, and
+/// the stream continues exactly once across the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_checkpoints_of_earlier_versions_are_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus_url = format!("file://{}/bus", dir.path().display());
+    let lake_url = format!("file://{}/lake", dir.path().display());
+    let bus = retail_bus::open(&bus_url, &BusOptions::default()).await.unwrap();
+    bus.ensure_topics().await.unwrap();
+    let (records, exp) = generate(20_000, 11, 3);
+    let (first, second) = records.split_at(records.len() / 2);
+    publish_all(&bus, first).await;
+    let mut child = spawn_worker(&bus_url, &lake_url, "upgrade", &["--exit-when-idle"]);
+    assert!(wait_with_deadline(&mut child, 300).success());
+
+    // Rewrite every checkpoint as the JSON an earlier version wrote, under its old name.
+    let state_dir = dir.path().join("lake/state/stream/upgrade");
+    let mut converted = 0;
+    for topic in std::fs::read_dir(&state_dir).unwrap() {
+        for file in std::fs::read_dir(topic.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            if path.extension().is_some_and(|e| e == "state") {
+                let snap = retail_stream::PartSnapshot::decode(&std::fs::read(&path).unwrap()).unwrap();
+                std::fs::write(path.with_extension("json"), serde_json::to_vec(&snap).unwrap()).unwrap();
+                std::fs::remove_file(&path).unwrap();
+                converted += 1;
+            }
+        }
+    }
+    assert!(converted >= 3, "expected checkpoints of every sales and inventory partition, found {converted}");
+
+    publish_all(&bus, second).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_retail-stream-worker"))
+        .args(["--bus", &bus_url, "--lake", &lake_url, "--group", "upgrade", "--exit-when-idle"])
+        .env("RETAIL_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "second run failed:\n{log}");
+    let resumed = log.lines().filter(|l| l.contains("partition assigned") && l.contains("Some(")).count();
+    assert!(resumed >= converted, "{resumed} partitions resumed from {converted} JSON checkpoints:\n{log}");
+    verify(&lake_url, &exp, 3).await;
+}
