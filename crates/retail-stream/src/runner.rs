@@ -200,12 +200,19 @@ pub async fn run(
     // An empty poll does not mean the end: a broker may just be slow to serve the next fetch.
     // Checking costs a checkpoint and a lag query, so check only after this much idle polling.
     let idle_check_after = (runner.cfg.poll_timeout * 3).max(Duration::from_millis(300));
+    // The first empty poll after records is checked at once, though: the checkpoint it costs
+    // is the one stopping needs anyway, and a drained backlog should not sit idle.
     let mut idle = Duration::ZERO;
+    let mut checked_since_records = true;
     while !cancel.is_cancelled() {
         let started = Instant::now();
         let n = runner.step().await?;
         idle = if n == 0 { idle + started.elapsed() } else { Duration::ZERO };
-        if runner.cfg.stop_when_idle && n == 0 && idle >= idle_check_after {
+        if n > 0 {
+            checked_since_records = false;
+        }
+        if runner.cfg.stop_when_idle && n == 0 && (idle >= idle_check_after || !checked_since_records) {
+            checked_since_records = true;
             if runner.caught_up().await? {
                 break;
             }

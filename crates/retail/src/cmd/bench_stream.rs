@@ -97,6 +97,8 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let stream_cfg = retail_stream::StreamConfig {
         group: group.clone(),
         stop_when_idle: true,
+        // The end of the backlog is noticed one empty poll after it: keep that wait short.
+        poll_timeout: Duration::from_millis(50),
         topics: vec![topics::SALES.into(), topics::INVENTORY.into()],
         ..Default::default()
     };
