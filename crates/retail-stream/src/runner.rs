@@ -287,6 +287,9 @@ async fn run_sink_job(sinks: Sinks, job: SinkJob) -> Result<Outputs, StreamError
             sinks.metrics.window_latency.observe(behind as f64 / 1000.0);
         }
     }
+    // Freeing the rows here keeps it off the processing thread, which reuses `out` next.
+    let mut out = out;
+    out.clear();
     Ok(out)
 }
 
@@ -632,8 +635,16 @@ impl Runner {
         }
         self.processor.flush(&mut out);
         self.account(msgs, &out);
-        // One vector per partition and chunk: appending never reallocates (copies) a big buffer.
+        // One vector per partition and chunk, sized up front: appending never reallocates
+        // (copies) a big buffer, neither across chunks nor while one fills.
         let mut chunk: BTreeMap<(TopicKind, i32), Vec<Event>> = BTreeMap::new();
+        let mut counts: BTreeMap<(TopicKind, i32), usize> = BTreeMap::new();
+        for r in &out.raw {
+            *counts.entry((r.kind, r.partition)).or_default() += 1;
+        }
+        for (key, n) in counts {
+            chunk.insert(key, Vec::with_capacity(n));
+        }
         for r in out.raw.drain(..) {
             let key = (r.kind, r.partition);
             if let Some(o) = self.owned.get_mut(&key) {
