@@ -7,7 +7,7 @@
 //! with the same keys, which is what makes the sinks' idempotent writes exactly-once.
 
 use crate::config::{index_catalog, Catalog, ProcessorConfig, ProductInfo};
-use crate::model::{self, fnv64, round2, IdMap, Interner};
+use crate::model::{self, fnv64, round2, Interner};
 use crate::state::{PartSnapshot, PartState, StockState, NEVER};
 use crate::validate::{self, TopicKind};
 use chrono::{DateTime, Utc};
@@ -80,7 +80,8 @@ pub enum StateError {
 pub struct Processor {
     cfg: ProcessorConfig,
     catalog: HashMap<Box<str>, ProductInfo>,
-    product_info: IdMap<u32, Option<ProductInfo>>,
+    /// Catalog lookups by interned name id (ids are dense): `None` = not looked up yet.
+    product_info: Vec<Option<Option<ProductInfo>>>,
     names: Interner,
     parts: BTreeMap<(TopicKind, i32), PartState>,
 }
@@ -129,7 +130,7 @@ impl Processor {
         Processor {
             cfg,
             catalog: index_catalog(catalog),
-            product_info: IdMap::default(),
+            product_info: Vec::new(),
             names: Interner::default(),
             parts: BTreeMap::new(),
         }
@@ -263,11 +264,14 @@ impl Processor {
     }
 
     fn info(&mut self, product: u32) -> Option<ProductInfo> {
-        if let Some(i) = self.product_info.get(&product) {
+        if let Some(Some(i)) = self.product_info.get(product as usize) {
             return *i;
         }
         let info = self.catalog.get(self.names.name(product)).copied();
-        self.product_info.insert(product, info);
+        if self.product_info.len() <= product as usize {
+            self.product_info.resize(product as usize + 1, None);
+        }
+        self.product_info[product as usize] = Some(info);
         info
     }
 
@@ -431,9 +435,9 @@ impl Processor {
                 let Some(st) = part.stock.get_mut(&key) else { continue };
                 st.dirty = false;
                 let product = (key & 0xffff_ffff) as u32;
-                let info = match self.product_info.get(&product) {
-                    Some(i) => *i,
-                    None => self.catalog.get(self.names.name(product)).copied(),
+                let info = match self.product_info.get(product as usize) {
+                    Some(Some(i)) => *i,
+                    _ => self.catalog.get(self.names.name(product)).copied(),
                 };
                 let view = stock_view(cfg, st, info);
                 out.stock.push(StockLevel {
