@@ -129,49 +129,33 @@ pub(crate) fn check_field(
     match (rule, value) {
         // Optional fields that are absent have nothing to check.
         (_, V::Null) => {}
-        (Rule::EventType, V::Str(s)) => {
-            if s != expected.as_str() {
-                reasons.push(format!(
-                    "event_type is `{s}` but topic {} carries `{}` events",
-                    expected.topic(),
-                    expected.as_str()
-                ));
-            }
+        (Rule::EventType, V::Str(s)) if s != expected.as_str() => {
+            reasons.push(format!(
+                "event_type is `{s}` but topic {} carries `{}` events",
+                expected.topic(),
+                expected.as_str()
+            ));
         }
-        (Rule::SchemaVersion, V::Int(v)) => {
-            if v != SCHEMA_VERSION as i64 {
-                reasons.push(format!("schema_version {v} is not supported (this build reads version {SCHEMA_VERSION})"));
-            }
+        (Rule::SchemaVersion, V::Int(v)) if v != SCHEMA_VERSION as i64 => {
+            reasons.push(format!("schema_version {v} is not supported (this build reads version {SCHEMA_VERSION})"));
         }
-        (Rule::Uuid, V::Str(s)) => {
-            if !is_uuid(s) {
-                reasons.push(format!("{field} `{}` is not a UUID (expected 8-4-4-4-12 hex digits)", shorten(s)));
-            }
+        (Rule::Uuid, V::Str(s)) if !is_uuid(s) => {
+            reasons.push(format!("{field} `{}` is not a UUID (expected 8-4-4-4-12 hex digits)", shorten(s)));
         }
-        (Rule::StoreId, V::Str(s)) => {
-            if !has_prefix_then_digits(s, "store_", 3, 6) {
-                reasons.push(format!("{field} `{}` is not a store id (expected store_ and 3 to 6 digits, e.g. store_001)", shorten(s)));
-            }
+        (Rule::StoreId, V::Str(s)) if !has_prefix_then_digits(s, "store_", 3, 6) => {
+            reasons.push(format!("{field} `{}` is not a store id (expected store_ and 3 to 6 digits, e.g. store_001)", shorten(s)));
         }
-        (Rule::ProductId, V::Str(s)) => {
-            if !has_prefix_then_digits(s, "SKU", 1, 12) {
-                reasons.push(format!("{field} `{}` is not a SKU (expected SKU and 1 to 12 digits, e.g. SKU000123)", shorten(s)));
-            }
+        (Rule::ProductId, V::Str(s)) if !has_prefix_then_digits(s, "SKU", 1, 12) => {
+            reasons.push(format!("{field} `{}` is not a SKU (expected SKU and 1 to 12 digits, e.g. SKU000123)", shorten(s)));
         }
-        (Rule::CustomerId, V::Str(s)) => {
-            if !has_prefix_then_digits(s, "cust_", 1, 12) {
-                reasons.push(format!("{field} `{}` is not a customer id (expected cust_ and 1 to 12 digits)", shorten(s)));
-            }
+        (Rule::CustomerId, V::Str(s)) if !has_prefix_then_digits(s, "cust_", 1, 12) => {
+            reasons.push(format!("{field} `{}` is not a customer id (expected cust_ and 1 to 12 digits)", shorten(s)));
         }
-        (Rule::Reference, V::Str(s)) => {
-            if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_graphic()) {
-                reasons.push(format!("{field} `{}` must be 1 to 64 printable characters without spaces", shorten(s)));
-            }
+        (Rule::Reference, V::Str(s)) if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_graphic()) => {
+            reasons.push(format!("{field} `{}` must be 1 to 64 printable characters without spaces", shorten(s)));
         }
-        (Rule::Text, V::Str(s)) => {
-            if s.trim().is_empty() || s.len() > MAX_TEXT_LEN {
-                reasons.push(format!("{field} must be non-empty text of at most {MAX_TEXT_LEN} bytes"));
-            }
+        (Rule::Text, V::Str(s)) if s.trim().is_empty() || s.len() > MAX_TEXT_LEN => {
+            reasons.push(format!("{field} must be non-empty text of at most {MAX_TEXT_LEN} bytes"));
         }
         (Rule::SaleQuantity, V::Int(q)) => {
             if q <= 0 {
@@ -181,36 +165,26 @@ pub(crate) fn check_field(
             }
         }
         (Rule::Price, V::Double(p)) => {
-            if !(p > 0.0) {
+            if p.is_nan() || p <= 0.0 {
                 reasons.push(format!("{field} must be greater than 0, got {p}"));
             } else if p > MAX_PRICE {
                 reasons.push(format!("{field} {p} is implausibly large (at most {MAX_PRICE})"));
             }
         }
-        (Rule::Discount, V::Double(d)) => {
-            if !(0.0..1.0).contains(&d) {
-                reasons.push(format!("{field} must be in [0, 1) (a fraction, 0.25 = 25% off), got {d}"));
-            }
+        (Rule::Discount, V::Double(d)) if !(0.0..1.0).contains(&d) => {
+            reasons.push(format!("{field} must be in [0, 1) (a fraction, 0.25 = 25% off), got {d}"));
         }
-        (Rule::NonZero, V::Int(v)) => {
-            if v == 0 {
-                reasons.push(format!("{field} must not be 0 (an update that changes nothing)"));
-            }
+        (Rule::NonZero, V::Int(0)) => {
+            reasons.push(format!("{field} must not be 0 (an update that changes nothing)"));
         }
-        (Rule::NonNegative, V::Int(v)) => {
-            if v < 0 {
-                reasons.push(format!("{field} must not be negative, got {v}"));
-            }
+        (Rule::NonNegative, V::Int(v)) if v < 0 => {
+            reasons.push(format!("{field} must not be negative, got {v}"));
         }
-        (Rule::NonNegative, V::Double(v)) => {
-            if !(v >= 0.0) {
-                reasons.push(format!("{field} must not be negative, got {v}"));
-            }
+        (Rule::NonNegative, V::Double(v)) if v.is_nan() || v < 0.0 => {
+            reasons.push(format!("{field} must not be negative, got {v}"));
         }
-        (Rule::Probability, V::Double(p)) => {
-            if !(0.0..=1.0).contains(&p) {
-                reasons.push(format!("{field} must be a probability in [0, 1], got {p}"));
-            }
+        (Rule::Probability, V::Double(p)) if !(0.0..=1.0).contains(&p) => {
+            reasons.push(format!("{field} must be a probability in [0, 1], got {p}"));
         }
         (Rule::Timestamp, V::Time(t)) => check_time(field, t, now, reasons),
         (Rule::Timestamp, V::Str(s)) => match DateTime::parse_from_rfc3339(s) {

@@ -545,7 +545,7 @@ impl StoreSim {
         }
         let day_number = date.num_days_from_ce() as u64;
         for cell in 0..n {
-            if (cell as u64 + day_number) % CYCLE_COUNT_DAYS == 0 {
+            if (cell as u64 + day_number).is_multiple_of(CYCLE_COUNT_DAYS) {
                 scheduled.push((at(rng), Happening::CycleCount { cell: cell as u32 }));
             }
         }
@@ -670,7 +670,7 @@ pub(crate) fn open_hour<R: Rng>(rng: &mut R, hour_share: &[f64; 24]) -> i64 {
 }
 
 pub(crate) fn poisson<R: Rng>(rng: &mut R, mean: f64) -> u32 {
-    if !(mean > 0.0) {
+    if mean.is_nan() || mean <= 0.0 {
         return 0;
     }
     Poisson::new(mean).map(|d| d.sample(rng) as u32).unwrap_or(0)
