@@ -235,13 +235,21 @@ impl Processor {
             Self::stuck_pos(&self.cfg, &mut self.names, part, s, out);
         }
         let bucket = ts.div_euclid(self.cfg.window_ms);
-        if !part.dedup.contains_key(&bucket) {
-            // A new bucket starts the size of the newest one: traffic changes slowly, and growing
-            // a set of ten thousands of ids by doubling rehashes (and first-touches) it each time.
-            let hint = part.dedup.last_key_value().map_or(0, |(_, ids)| ids.len());
-            part.dedup.insert(bucket, crate::state::IdSet::with_capacity_and_hasher(hint, Default::default()));
-        }
-        if !part.dedup.get_mut(&bucket).expect("bucket inserted above").insert(fnv64(event.event_id().as_bytes())) {
+        let id = fnv64(event.event_id().as_bytes());
+        let first_time = match part.dedup.get_mut(&bucket) {
+            Some(ids) => ids.insert(id),
+            None => {
+                // A new bucket starts the size of the newest one: traffic changes slowly, and
+                // growing a set of ten thousands of ids by doubling rehashes (and first-touches)
+                // it each time.
+                let hint = part.dedup.last_key_value().map_or(0, |(_, ids)| ids.len());
+                let mut ids = crate::state::IdSet::with_capacity_and_hasher(hint, Default::default());
+                ids.insert(id);
+                part.dedup.insert(bucket, ids);
+                true
+            }
+        };
+        if !first_time {
             out.stats.duplicates += 1;
             return;
         }

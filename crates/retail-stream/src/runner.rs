@@ -47,7 +47,7 @@ pub struct StreamConfig {
     /// A partition's buffered raw events are written to the lake once this many accumulate
     /// (and at every checkpoint).
     pub lake_flush_events: usize,
-    /// Lake prefix of the checkpoints: `<prefix>/<group>/<topic>/<partition>.json`.
+    /// Lake prefix of the checkpoints: `<prefix>/<group>/<topic>/<partition>.state`.
     pub checkpoint_prefix: String,
     /// Stop once a poll finds nothing and every input partition's lag is 0 (benchmarks,
     /// tests and one-shot backfills); a service leaves it off.
@@ -427,12 +427,13 @@ impl Runner {
     }
 
     fn checkpoint_key(&self, topic: &str, partition: i32) -> String {
-        format!("{}/{}/{}/{:03}.state", self.cfg.checkpoint_prefix, self.cfg.group, topic, partition)
+        self.checkpoint_key_with(topic, partition, "state")
     }
 
-    /// Where versions before the binary checkpoints kept them (read when there is no newer one).
-    fn legacy_checkpoint_key(&self, topic: &str, partition: i32) -> String {
-        format!("{}/{}/{}/{:03}.json", self.cfg.checkpoint_prefix, self.cfg.group, topic, partition)
+    /// `extension` "json": where versions before the binary checkpoints kept them (read when
+    /// there is no newer one).
+    fn checkpoint_key_with(&self, topic: &str, partition: i32, extension: &str) -> String {
+        format!("{}/{}/{}/{:03}.{extension}", self.cfg.checkpoint_prefix, self.cfg.group, topic, partition)
     }
 
     async fn assign(&mut self, tps: &[TopicPartition]) -> Result<(), StreamError> {
@@ -442,7 +443,7 @@ impl Runner {
                 continue;
             }
             let mut snapshot = None;
-            for key in [self.checkpoint_key(&tp.topic, tp.partition), self.legacy_checkpoint_key(&tp.topic, tp.partition)] {
+            for key in [self.checkpoint_key(&tp.topic, tp.partition), self.checkpoint_key_with(&tp.topic, tp.partition, "json")] {
                 let lake = self.lake.clone();
                 if let Some(b) = retry("checkpoint read", LakeError::is_retryable, || lake.get(&key)).await? {
                     snapshot = Some(PartSnapshot::decode(&b).map_err(|reason| StreamError::Checkpoint { key, reason })?);
@@ -637,14 +638,11 @@ impl Runner {
         self.account(msgs, &out);
         // One vector per partition and chunk, sized up front: appending never reallocates
         // (copies) a big buffer, neither across chunks nor while one fills.
-        let mut chunk: BTreeMap<(TopicKind, i32), Vec<Event>> = BTreeMap::new();
         let mut counts: BTreeMap<(TopicKind, i32), usize> = BTreeMap::new();
         for r in &out.raw {
             *counts.entry((r.kind, r.partition)).or_default() += 1;
         }
-        for (key, n) in counts {
-            chunk.insert(key, Vec::with_capacity(n));
-        }
+        let mut chunk: BTreeMap<(TopicKind, i32), Vec<Event>> = counts.into_iter().map(|(key, n)| (key, Vec::with_capacity(n))).collect();
         for r in out.raw.drain(..) {
             let key = (r.kind, r.partition);
             if let Some(o) = self.owned.get_mut(&key) {

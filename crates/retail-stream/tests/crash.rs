@@ -9,16 +9,12 @@
 mod common;
 
 use common::*;
-use retail_bus::BusOptions;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_loses_and_duplicates_nothing_embedded() {
     let dir = tempfile::tempdir().unwrap();
-    let bus_url = format!("file://{}/bus", dir.path().display());
-    let lake_url = format!("file://{}/lake", dir.path().display());
-    let bus = retail_bus::open(&bus_url, &BusOptions::default()).await.unwrap();
-    bus.ensure_topics().await.unwrap();
+    let (bus_url, lake_url, bus) = embedded_bus_and_lake(dir.path()).await;
     let n: usize = std::env::var("RETAIL_CRASH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
     let (records, exp) = generate(n, 7, 1);
     publish_all(&bus, &records).await;
@@ -43,10 +39,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing_embedded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_checkpoints_of_earlier_versions_are_resumed() {
     let dir = tempfile::tempdir().unwrap();
-    let bus_url = format!("file://{}/bus", dir.path().display());
-    let lake_url = format!("file://{}/lake", dir.path().display());
-    let bus = retail_bus::open(&bus_url, &BusOptions::default()).await.unwrap();
-    bus.ensure_topics().await.unwrap();
+    let (bus_url, lake_url, bus) = embedded_bus_and_lake(dir.path()).await;
     let (records, exp) = generate(20_000, 11, 3);
     let (first, second) = records.split_at(records.len() / 2);
     publish_all(&bus, first).await;

@@ -245,3 +245,12 @@ pub async fn verify(lake_url: &str, exp: &Expected, run: u32) {
     assert_eq!(num(&q.rows[0][1]) as usize, exp.inventory_ids.len(), "fact_inventory distinct ids");
 }
 
+
+/// An embedded bus (topics created) and lake under `dir`: their URLs and the opened bus.
+pub async fn embedded_bus_and_lake(dir: &std::path::Path) -> (String, String, Arc<dyn EventBus>) {
+    let bus_url = format!("file://{}/bus", dir.display());
+    let lake_url = format!("file://{}/lake", dir.display());
+    let bus = retail_bus::open(&bus_url, &retail_bus::BusOptions::default()).await.unwrap();
+    bus.ensure_topics().await.unwrap();
+    (bus_url, lake_url, bus)
+}
