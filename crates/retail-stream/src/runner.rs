@@ -45,8 +45,12 @@ pub struct StreamConfig {
     /// Checkpoint and commit at least this often (wall time) while records flow.
     pub checkpoint_interval: Duration,
     /// A partition's buffered raw events are written to the lake once this many accumulate
-    /// (and at every checkpoint).
+    /// (and at every checkpoint). These writes run in the background, beside the processing,
+    /// and the next checkpoint waits for them.
     pub lake_flush_events: usize,
+    /// The warehouse persists what it holds (`Warehouse::flush`) in the background after this
+    /// many records, so a checkpoint's own flush finds less to do (0: only at checkpoints).
+    pub warehouse_flush_events: usize,
     /// Lake prefix of the checkpoints: `<prefix>/<group>/<topic>/<partition>.state`.
     pub checkpoint_prefix: String,
     /// Stop once a poll finds nothing and every input partition's lag is 0 (benchmarks,
@@ -70,7 +74,8 @@ impl Default for StreamConfig {
             validate_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             poll_timeout: Duration::from_millis(200),
             checkpoint_interval: Duration::from_secs(5),
-            lake_flush_events: 200_000,
+            lake_flush_events: 50_000,
+            warehouse_flush_events: 200_000,
             checkpoint_prefix: "state/stream".into(),
             stop_when_idle: false,
             processor: ProcessorConfig::default(),
@@ -114,13 +119,16 @@ struct Sinks {
     metrics: StreamMetrics,
 }
 
-/// One chunk's writes, handed to a task: the processor's outputs, full raw buffers for the
-/// lake, and the chunk's bus append times (for event→sink latency).
+/// One chunk's writes, handed to a task: the processor's outputs and the chunk's bus append
+/// times (for event→sink latency).
 struct SinkJob {
     out: Outputs,
-    lake: Vec<(TopicKind, String, Vec<Vec<Event>>)>,
     appended_ms: Vec<i64>,
 }
+
+/// Raw lake writes in flight beyond this many: the loop waits for the oldest (bounds the
+/// memory of events written behind the processing).
+const MAX_LAKE_WRITES: usize = 4;
 
 struct RawBuf {
     first: i64,
@@ -174,6 +182,11 @@ pub struct Runner {
     /// Output buffers returned by finished sink tasks, reused by the next chunk.
     spare: Vec<Outputs>,
     inflight: Option<tokio::task::JoinHandle<Result<Outputs, StreamError>>>,
+    /// Raw lake writes running in the background (oldest first); a checkpoint waits for all.
+    lake_writes: std::collections::VecDeque<tokio::task::JoinHandle<Result<(), StreamError>>>,
+    /// A warehouse flush started ahead of the next checkpoint, and records since the last one.
+    early_flush: Option<tokio::task::JoinHandle<()>>,
+    since_flush: usize,
     lag_task: Option<tokio::task::JoinHandle<()>>,
     last_checkpoint: Instant,
     dirty_since_checkpoint: bool,
@@ -225,6 +238,7 @@ pub async fn run(
         // Already durable (an idle stop checkpoints first): writing the same state again would
         // only cost a full snapshot.
         runner.wait_for_sinks().await?;
+        join_lake_writes(std::mem::take(&mut runner.lake_writes)).await?;
     }
     tracing::info!(records = runner.summary.records, checkpoints = runner.summary.checkpoints, "stream processor stopped");
     Ok(runner.summary.clone())
@@ -265,14 +279,13 @@ fn parse_batch_key(key: &str) -> Option<(&str, i32, i64)> {
     Some((it.next()?, partition, first))
 }
 
-/// One chunk's writes: warehouse rows, dead letters and alerts to the bus, full raw buffers to
-/// the lake; then its latency. Returns the output buffers for reuse.
+/// One chunk's writes: warehouse rows, dead letters and alerts to the bus; then its latency.
+/// Returns the output buffers for reuse.
 async fn run_sink_job(sinks: Sinks, job: SinkJob) -> Result<Outputs, StreamError> {
-    let SinkJob { out, lake, appended_ms } = job;
+    let SinkJob { out, appended_ms } = job;
     let t = Instant::now();
     write_warehouse_and_bus(&sinks, &out).await?;
     sinks.metrics.add_stage_time(Stage::Warehouse, t.elapsed());
-    write_lake(&sinks, lake).await?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let c = &sinks.metrics.counters;
     for ms in &appended_ms {
@@ -322,6 +335,17 @@ async fn write_lake(sinks: &Sinks, writes: Vec<(TopicKind, String, Vec<Vec<Event
         }
     }
     sinks.metrics.add_stage_time(Stage::Lake, t.elapsed());
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Wait for every background lake write (all of them, even after an error); the first error.
+async fn join_lake_writes(tasks: std::collections::VecDeque<tokio::task::JoinHandle<Result<(), StreamError>>>) -> Result<(), StreamError> {
+    let mut first_error = None;
+    for task in tasks {
+        if let Err(e) = task.await.unwrap_or_else(|e| Err(StreamError::Sink(e.to_string()))) {
+            first_error.get_or_insert(e);
+        }
+    }
     first_error.map_or(Ok(()), Err)
 }
 
@@ -396,6 +420,9 @@ impl Runner {
             owned: BTreeMap::new(),
             spare: Vec::new(),
             inflight: None,
+            lake_writes: Default::default(),
+            early_flush: None,
+            since_flush: 0,
             lag_task: None,
             last_checkpoint: Instant::now(),
             dirty_since_checkpoint: false,
@@ -607,16 +634,52 @@ impl Runner {
             };
             verdicts = next_verdicts;
             self.metrics.add_stage_time(Stage::Process, t.elapsed());
-            let job = self.sink_job(part, out).await?;
+            let (job, lake) = self.sink_job(part, out).await?;
             self.wait_for_sinks().await?;
-            let sinks = self.sinks();
-            self.inflight = Some(tokio::spawn(run_sink_job(sinks, job)));
+            self.inflight = Some(tokio::spawn(run_sink_job(self.sinks(), job)));
+            self.start_lake_writes(lake).await?;
+            self.flush_warehouse_early(part.len());
         }
         if self.consumer.may_rebalance() {
             // A rebalance happens inside a poll: no write may be in flight then.
             self.wait_for_sinks().await?;
+            join_lake_writes(std::mem::take(&mut self.lake_writes)).await?;
         }
         Ok(())
+    }
+
+    /// Write full raw buffers in the background: the processing goes on meanwhile, and the
+    /// next checkpoint waits for them (at most `MAX_LAKE_WRITES` run; beyond, wait for the oldest).
+    async fn start_lake_writes(&mut self, lake: Vec<(TopicKind, String, Vec<Vec<Event>>)>) -> Result<(), StreamError> {
+        if lake.is_empty() {
+            return Ok(());
+        }
+        while self.lake_writes.len() >= MAX_LAKE_WRITES {
+            if let Some(oldest) = self.lake_writes.pop_front() {
+                oldest.await.unwrap_or_else(|e| Err(StreamError::Sink(e.to_string())))?;
+            }
+        }
+        let sinks = self.sinks();
+        self.lake_writes.push_back(tokio::spawn(async move { write_lake(&sinks, lake).await }));
+        Ok(())
+    }
+
+    /// Start a warehouse flush ahead of the checkpoint once enough records went in, so the
+    /// checkpoint's flush (the one offsets wait for) finds little left. Best effort: a failure
+    /// only means the checkpoint's flush writes those rows.
+    fn flush_warehouse_early(&mut self, records: usize) {
+        self.since_flush += records;
+        let every = self.cfg.warehouse_flush_events;
+        if every == 0 || self.since_flush < every || self.early_flush.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        self.since_flush = 0;
+        let wh = self.warehouse.clone();
+        self.early_flush = Some(tokio::spawn(async move {
+            if let Err(e) = wh.flush().await {
+                tracing::warn!(%e, "early warehouse flush failed; the next checkpoint flushes again");
+            }
+        }));
     }
 
     async fn wait_for_sinks(&mut self) -> Result<(), StreamError> {
@@ -669,7 +732,7 @@ impl Runner {
 
     /// A chunk's writes: its outputs and the raw buffers that are full now (their partitions'
     /// uncommitted leftovers cleaned first, so the task's writes never race a cleanup).
-    async fn sink_job(&mut self, msgs: &[Message], out: Outputs) -> Result<SinkJob, StreamError> {
+    async fn sink_job(&mut self, msgs: &[Message], out: Outputs) -> Result<(SinkJob, Vec<(TopicKind, String, Vec<Vec<Event>>)>), StreamError> {
         let appended_ms = msgs.iter().map(|m| m.timestamp_ms).collect();
         let full: Vec<(TopicKind, i32)> = self.raw.iter().filter(|(_, b)| b.len >= self.cfg.lake_flush_events).map(|(k, _)| *k).collect();
         let mut lake = Vec::new();
@@ -678,7 +741,7 @@ impl Runner {
                 lake.push(w);
             }
         }
-        Ok(SinkJob { out, lake, appended_ms })
+        Ok((SinkJob { out, appended_ms }, lake))
     }
 
     fn account(&mut self, msgs: &[Message], out: &Outputs) {
@@ -786,12 +849,20 @@ impl Runner {
         }
         let sinks = self.sinks();
         let wh = self.warehouse.clone();
-        let (lake_written, wh_flushed) = tokio::join!(write_lake(&sinks, writes), async {
+        let background = std::mem::take(&mut self.lake_writes);
+        let early_flush = self.early_flush.take();
+        self.since_flush = 0;
+        let (lake_written, background_written, wh_flushed) = tokio::join!(write_lake(&sinks, writes), join_lake_writes(background), async {
             let t = Instant::now();
+            if let Some(f) = early_flush {
+                // Its outcome does not matter: the flush below covers everything either way.
+                let _ = f.await;
+            }
             let r = retry("warehouse flush", WarehouseError::is_retryable, || wh.flush()).await;
             (r, t.elapsed())
         });
         lake_written?;
+        background_written?;
         let (wh_result, flushed) = wh_flushed;
         wh_result?;
         let mut positions = Vec::new();

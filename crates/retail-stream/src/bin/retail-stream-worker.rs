@@ -16,7 +16,7 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber_init();
     let args: Vec<String> = std::env::args().collect();
     let (Some(bus_url), Some(lake_url)) = (arg(&args, "--bus"), arg(&args, "--lake")) else {
-        eprintln!("usage: retail-stream-worker --bus URL --lake URL [--group G] [--checkpoint-ms N] [--batch N] [--lake-flush N] [--kafka-property K=V]... [--exit-when-idle]");
+        eprintln!("usage: retail-stream-worker --bus URL --lake URL [--group G] [--checkpoint-ms N] [--batch N] [--lake-flush N] [--warehouse-flush N] [--kafka-property K=V]... [--exit-when-idle]");
         return std::process::ExitCode::from(2);
     };
     let mut cfg = StreamConfig::default();
@@ -31,6 +31,9 @@ async fn main() -> std::process::ExitCode {
     }
     if let Some(n) = arg(&args, "--lake-flush").and_then(|v| v.parse().ok()) {
         cfg.lake_flush_events = n;
+    }
+    if let Some(n) = arg(&args, "--warehouse-flush").and_then(|v| v.parse().ok()) {
+        cfg.warehouse_flush_events = n;
     }
     cfg.stop_when_idle = args.iter().any(|a| a == "--exit-when-idle");
     let mut bus_options = retail_bus::BusOptions::default();

@@ -182,7 +182,7 @@ pub async fn publish_all(bus: &Arc<dyn EventBus>, records: &[(&'static str, Stri
 
 pub fn spawn_worker(bus_url: &str, lake_url: &str, group: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_retail-stream-worker"))
-        .args(["--bus", bus_url, "--lake", lake_url, "--group", group, "--checkpoint-ms", "150", "--batch", "2000", "--lake-flush", "7000"])
+        .args(["--bus", bus_url, "--lake", lake_url, "--group", group, "--checkpoint-ms", "150", "--batch", "2000", "--lake-flush", "7000", "--warehouse-flush", "5000"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
