@@ -36,6 +36,19 @@ struct Row {
     p50: f64,
     p99: f64,
     rate: usize,
+    /// CPU time of the whole process during the run (all threads), where the OS reports it.
+    cpu_secs: Option<f64>,
+}
+
+/// CPU seconds this process has used so far (user + system, every thread): steadier than wall
+/// time on a shared host, and what "µs per event" compares between builds. Linux only.
+fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so split after its `)`).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every mainstream Linux build.
+    Some(ticks as f64 / 100.0)
 }
 
 /// On-hand stock per store×SKU of the generated workload, so every inventory update continues
@@ -116,10 +129,12 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let metrics = retail_stream::StreamMetrics::new();
     let counters = metrics.counters();
     let started = Instant::now();
+    let cpu_before = process_cpu_secs();
     retail_stream::run(stream_cfg.clone(), sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone(), &Default::default(), metrics, CancellationToken::new()).await?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu_secs = cpu_before.zip(process_cpu_secs()).map(|(a, b)| b - a);
     let snap = counters.snapshot();
-    let throughput = Row { backend: format!("{backend} backlog"), events: snap.events_in, secs, p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: 0, stages: snap.stage_secs, outcome: [snap.valid, snap.dead_letters, snap.anomalies, snap.alerts] };
+    let throughput = Row { backend: format!("{backend} backlog"), events: snap.events_in, secs, p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: 0, stages: snap.stage_secs, outcome: [snap.valid, snap.dead_letters, snap.anomalies, snap.alerts], cpu_secs };
 
     // Latency: a paced producer while the processor runs live.
     let metrics = retail_stream::StreamMetrics::new();
@@ -133,6 +148,7 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let pairs_per_tick = ((args.latency_rate as u64) / 2 / 100).max(1);
     let mut next = pairs;
     let start = Instant::now();
+    let cpu_before = process_cpu_secs();
     let mut interval = tokio::time::interval(tick);
     // A tick's publish waits for its acknowledgements (on Kafka: linger, acks=all), which can
     // take longer than a tick: several ticks are in flight so the offered rate holds. Past
@@ -169,7 +185,9 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     cancel.cancel();
     processor.await??;
     let snap = counters.snapshot();
-    let latency = Row { backend: format!("{backend} paced"), events: snap.events_in, secs: start.elapsed().as_secs_f64(), p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: args.latency_rate, stages: snap.stage_secs, outcome: [snap.valid, snap.dead_letters, snap.anomalies, snap.alerts] };
+    // The paced run's CPU includes the generator's (it runs in this process).
+    let cpu_secs = cpu_before.zip(process_cpu_secs()).map(|(a, b)| b - a);
+    let latency = Row { backend: format!("{backend} paced"), events: snap.events_in, secs: start.elapsed().as_secs_f64(), p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: args.latency_rate, stages: snap.stage_secs, outcome: [snap.valid, snap.dead_letters, snap.anomalies, snap.alerts], cpu_secs };
     Ok((throughput, latency))
 }
 
@@ -189,18 +207,20 @@ pub async fn run(args: BenchStreamArgs, config: &Config) -> anyhow::Result<()> {
         rows.push(b);
     }
     let _ = BusOptions::default();
-    println!("{:<18} {:>10} {:>9} {:>12} {:>10} {:>10} {:>10}", "run", "events", "seconds", "events/s", "offered/s", "p50 ms", "p99 ms");
+    println!("{:<18} {:>10} {:>9} {:>12} {:>10} {:>10} {:>10} {:>12}", "run", "events", "seconds", "events/s", "offered/s", "p50 ms", "p99 ms", "cpu µs/event");
     for r in &rows {
         let offered = if r.rate == 0 { "backlog".to_string() } else { r.rate.to_string() };
+        let cpu = r.cpu_secs.filter(|_| r.events > 0).map_or("-".to_string(), |c| format!("{:.2}", c * 1e6 / r.events as f64));
         println!(
-            "{:<18} {:>10} {:>9.2} {:>12.0} {:>10} {:>10.0} {:>10.0}",
+            "{:<18} {:>10} {:>9.2} {:>12.0} {:>10} {:>10.0} {:>10.0} {:>12}",
             r.backend,
             r.events,
             r.secs,
             r.events as f64 / r.secs.max(1e-9),
             offered,
             r.p50,
-            r.p99
+            r.p99,
+            cpu
         );
     }
     println!();
@@ -222,5 +242,6 @@ pub async fn run(args: BenchStreamArgs, config: &Config) -> anyhow::Result<()> {
         println!("{:<18} {:>10} {:>10} {:>10} {:>10}", r.backend, r.outcome[0], r.outcome[1], r.outcome[2], r.outcome[3]);
     }
     println!("event→sink latency = bus append time → the batch's warehouse rows written (backlog rows include queueing behind the backlog).");
+    println!("cpu µs/event = the process's CPU time (all threads) over the run ÷ events; on 2 cores, 1 M events/s needs ≤ 2.");
     Ok(())
 }
