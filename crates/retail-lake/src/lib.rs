@@ -25,7 +25,7 @@ mod raw;
 mod rolling;
 
 pub use layout::{features_prefix, model_prefix, raw_day_prefix, FeatureSet, RawKind};
-pub use parquet_io::{batches_to_json_rows, decode_parquet, encode_parquet, rows_to_batch};
+pub use parquet_io::{batches_to_json_rows, decode_parquet, encode_parquet, encode_parquet_as, rows_to_batch, ParquetProfile};
 pub use layout::{day_of_key, fnv1a, safe_batch_id};
 pub use raw::{batches_to_events, events_schema, events_to_batch, inventory_schema, sales_schema, schema_of, CompactionReport};
 pub use rolling::{RollPolicy, RollingWriter};
@@ -250,8 +250,13 @@ impl Lake {
     /// included) runs on a blocking thread, so concurrent writes use every core and the async
     /// threads stay free for I/O.
     pub async fn write_parquet(&self, key: &str, batches: &[RecordBatch]) -> Result<(), LakeError> {
+        self.write_parquet_as(key, batches, ParquetProfile::Analytics).await
+    }
+
+    /// `write_parquet` with the encoding chosen for who reads the file.
+    pub async fn write_parquet_as(&self, key: &str, batches: &[RecordBatch], profile: ParquetProfile) -> Result<(), LakeError> {
         let owned = batches.to_vec();
-        let encoded = tokio::task::spawn_blocking(move || encode_parquet(&owned))
+        let encoded = tokio::task::spawn_blocking(move || encode_parquet_as(&owned, profile))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let bytes = encoded.map_err(|detail| LakeError::Format { key: key.to_string(), detail })?;

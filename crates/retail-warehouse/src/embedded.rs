@@ -44,7 +44,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
-use retail_lake::{fnv1a, Lake};
+use retail_lake::{fnv1a, Lake, ParquetProfile};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -846,7 +846,7 @@ impl EmbeddedWarehouse {
         };
         if let Some((pending, total_rows, from_part, start_row)) = plan {
             let key = format!("{}part-{:013}-{:016x}.parquet", prefix(t), chrono::Utc::now().timestamp_millis(), fnv1a(format!("{total_rows}").as_bytes()));
-            lake.write_parquet(&key, &pending).await.map_err(lake_err)?;
+            lake.write_parquet_as(&key, &pending, ParquetProfile::Internal).await.map_err(lake_err)?;
             let mut st = self.state.lock().unwrap();
             if let Some(TableState::Append(a)) = st.tables.get_mut(t.name) {
                 a.persisted_rows = total_rows;
@@ -926,7 +926,7 @@ impl EmbeddedWarehouse {
             }
         };
         if let Some(p) = plan {
-            lake.write_parquet(&p.key, &p.batches).await.map_err(lake_err)?;
+            lake.write_parquet_as(&p.key, &p.batches, ParquetProfile::Internal).await.map_err(lake_err)?;
             let mut st = self.state.lock().unwrap();
             if let Some(TableState::Keyed(k)) = st.tables.get_mut(t.name) {
                 // Only flushes change `parts`, and they are serialized: `from_part` still holds.
