@@ -348,7 +348,11 @@ impl Processor {
                 )],
             ));
         } else {
-            let agg = part.windows.entry(ws).or_default().entry(key).or_default();
+            // A new window starts the size of the newest one (as dedup buckets do): growing a
+            // map of thousands of keys by doubling rehashes it each time.
+            let newest = part.windows.last_key_value().map_or(0, |(_, m)| m.len());
+            let window = part.windows.entry(ws).or_insert_with(|| crate::model::IdMap::with_capacity_and_hasher(newest, Default::default()));
+            let agg = window.entry(key).or_default();
             agg.add(s.quantity, s.unit_price, s.customer_id.as_deref());
             if !agg.dirty {
                 agg.dirty = true;

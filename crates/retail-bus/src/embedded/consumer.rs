@@ -231,6 +231,10 @@ pub(crate) struct EmbeddedConsumer {
     group_dir: PathBuf,
     readers: Vec<PartReader>,
     rr: usize,
+    /// How many records the previous poll returned: a poll after a full one sizes its vector
+    /// for a full batch at once (growing it by doubling copies it and touches fresh memory),
+    /// while polls at an idle tail stay small.
+    last_polled: usize,
     committed: Committed,
     announced: bool,
     _member: Membership,
@@ -288,11 +292,11 @@ impl EmbeddedConsumer {
                 readers.push(reader);
             }
         }
-        Ok(EmbeddedConsumer { inner, group_dir, readers, rr: 0, committed, announced: false, _member: member })
+        Ok(EmbeddedConsumer { inner, group_dir, readers, rr: 0, last_polled: 0, committed, announced: false, _member: member })
     }
 
     fn read_available(&mut self, max: usize) -> Result<Vec<Message>, BusError> {
-        let mut out = Vec::with_capacity(max.min(16_384));
+        let mut out = Vec::with_capacity(if self.last_polled >= max { max } else { max.min(16_384) });
         let n = self.readers.len();
         let start = self.rr;
         // Rotate the starting partition so a busy partition cannot starve the others.
@@ -304,6 +308,7 @@ impl EmbeddedConsumer {
                 break;
             }
         }
+        self.last_polled = out.len();
         Ok(out)
     }
 
