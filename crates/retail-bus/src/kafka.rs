@@ -122,22 +122,64 @@ enum Scope {
 /// anything else (TLS, SASL, timeouts, debug, …) goes to every client.
 fn property_scope(key: &str) -> Scope {
     const CONSUMER: &[&str] = &[
-        "group.id", "group.instance.id", "group.protocol", "group.remote.assignor", "partition.assignment.strategy",
-        "session.timeout.ms", "heartbeat.interval.ms", "group.protocol.type", "coordinator.query.interval.ms",
-        "max.poll.interval.ms", "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
-        "queued.min.messages", "queued.max.messages.kbytes", "fetch.wait.max.ms", "fetch.queue.backoff.ms",
-        "fetch.message.max.bytes", "max.partition.fetch.bytes", "fetch.max.bytes", "fetch.min.bytes",
-        "fetch.error.backoff.ms", "offset.store.method", "isolation.level", "enable.partition.eof",
-        "check.crcs", "auto.offset.reset", "consume.callback.max.messages",
+        "group.id",
+        "group.instance.id",
+        "group.protocol",
+        "group.remote.assignor",
+        "partition.assignment.strategy",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "group.protocol.type",
+        "coordinator.query.interval.ms",
+        "max.poll.interval.ms",
+        "enable.auto.commit",
+        "auto.commit.interval.ms",
+        "enable.auto.offset.store",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "fetch.wait.max.ms",
+        "fetch.queue.backoff.ms",
+        "fetch.message.max.bytes",
+        "max.partition.fetch.bytes",
+        "fetch.max.bytes",
+        "fetch.min.bytes",
+        "fetch.error.backoff.ms",
+        "offset.store.method",
+        "isolation.level",
+        "enable.partition.eof",
+        "check.crcs",
+        "auto.offset.reset",
+        "consume.callback.max.messages",
     ];
     const PRODUCER: &[&str] = &[
-        "transactional.id", "transaction.timeout.ms", "enable.idempotence", "enable.gapless.guarantee",
-        "queue.buffering.max.messages", "queue.buffering.max.kbytes", "queue.buffering.max.ms", "linger.ms",
-        "message.send.max.retries", "retries", "retry.backoff.ms", "retry.backoff.max.ms",
-        "queue.buffering.backpressure.threshold", "compression.codec", "compression.type", "batch.num.messages",
-        "batch.size", "delivery.report.only.error", "sticky.partitioning.linger.ms", "request.required.acks",
-        "acks", "request.timeout.ms", "message.timeout.ms", "delivery.timeout.ms", "partitioner",
-        "compression.level", "max.in.flight.requests.per.connection", "max.in.flight",
+        "transactional.id",
+        "transaction.timeout.ms",
+        "enable.idempotence",
+        "enable.gapless.guarantee",
+        "queue.buffering.max.messages",
+        "queue.buffering.max.kbytes",
+        "queue.buffering.max.ms",
+        "linger.ms",
+        "message.send.max.retries",
+        "retries",
+        "retry.backoff.ms",
+        "retry.backoff.max.ms",
+        "queue.buffering.backpressure.threshold",
+        "compression.codec",
+        "compression.type",
+        "batch.num.messages",
+        "batch.size",
+        "delivery.report.only.error",
+        "sticky.partitioning.linger.ms",
+        "request.required.acks",
+        "acks",
+        "request.timeout.ms",
+        "message.timeout.ms",
+        "delivery.timeout.ms",
+        "partitioner",
+        "compression.level",
+        "max.in.flight.requests.per.connection",
+        "max.in.flight",
     ];
     if CONSUMER.contains(&key) {
         Scope::Consumer
@@ -194,9 +236,8 @@ impl KafkaBus {
         // wrong address or a broker that is down is one clear error now.
         let timeout = options.kafka.connect_timeout;
         let p = producer.clone();
-        let probe = tokio::task::spawn_blocking(move || p.client().fetch_metadata(None, timeout).map(|_| ()))
-            .await
-            .map_err(|e| BusError::Other(e.to_string()))?;
+        let probe =
+            tokio::task::spawn_blocking(move || p.client().fetch_metadata(None, timeout).map(|_| ())).await.map_err(|e| BusError::Other(e.to_string()))?;
         if let Err(e) = probe {
             let hint = if options.kafka.properties.keys().any(|k| k.starts_with("security.") || k.starts_with("ssl.") || k.starts_with("sasl.")) {
                 "the TLS/SASL settings in [kafka.properties]"
@@ -263,10 +304,8 @@ impl EventBus for KafkaBus {
 
     async fn create_topics(&self, topics: &[(&str, i32)]) -> Result<(), BusError> {
         let retention = retail_core::topics::RETENTION_MS.to_string();
-        let new: Vec<NewTopic<'_>> = topics
-            .iter()
-            .map(|&(name, n)| NewTopic::new(name, n, TopicReplication::Fixed(self.replication)).set("retention.ms", &retention))
-            .collect();
+        let new: Vec<NewTopic<'_>> =
+            topics.iter().map(|&(name, n)| NewTopic::new(name, n, TopicReplication::Fixed(self.replication)).set("retention.ms", &retention)).collect();
         let opts = AdminOptions::new().operation_timeout(Some(CALL_TIMEOUT)).request_timeout(Some(CALL_TIMEOUT));
         let results = self.admin.create_topics(new.iter(), &opts).await.map_err(|e| map_err(&e, "create topics"))?;
         for r in results {

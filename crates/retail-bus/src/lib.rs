@@ -180,11 +180,7 @@ pub struct EmbeddedOptions {
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        EmbeddedOptions {
-            fsync: FsyncPolicy::default(),
-            segment_bytes: 64 << 20,
-            retention: Duration::from_millis(retail_core::topics::RETENTION_MS as u64),
-        }
+        EmbeddedOptions { fsync: FsyncPolicy::default(), segment_bytes: 64 << 20, retention: Duration::from_millis(retail_core::topics::RETENTION_MS as u64) }
     }
 }
 
@@ -200,9 +196,8 @@ pub fn open_unshared_for_tests(dir: &std::path::Path, options: &BusOptions) -> R
 /// `BusError::Unavailable` naming what was tried).
 pub async fn open(url: &str, options: &BusOptions) -> Result<Arc<dyn EventBus>, BusError> {
     let bad = |reason: &str| BusError::BadUrl { url: url.to_string(), reason: reason.to_string() };
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| bad("expected file://DIR or kafka://host:port[,host:port] (RETAIL_BUS or `bus` in the config)"))?;
+    let (scheme, rest) =
+        url.split_once("://").ok_or_else(|| bad("expected file://DIR or kafka://host:port[,host:port] (RETAIL_BUS or `bus` in the config)"))?;
     match scheme {
         "file" => {
             if rest.is_empty() {

@@ -16,10 +16,13 @@ fn url(dir: &Path) -> String {
 async fn shared_semantics_publish_consume_commit_restart() {
     let dir = tempfile::tempdir().unwrap();
     let u = url(dir.path());
-    publish_consume_commit_restart(|| {
-        let u = u.clone();
-        async move { open(&u, &BusOptions::default()).await.unwrap() }
-    }, true)
+    publish_consume_commit_restart(
+        || {
+            let u = u.clone();
+            async move { open(&u, &BusOptions::default()).await.unwrap() }
+        },
+        true,
+    )
     .await;
 }
 
@@ -101,7 +104,8 @@ async fn a_reader_in_another_process_follows_the_writer_across_segments() {
     seen.extend(read_n(&mut *c, 3000, Duration::from_secs(30)).await);
     feed.await.unwrap();
     assert_eq!(seen.iter().map(|m| m.offset).collect::<Vec<_>>(), (0..3001).collect::<Vec<_>>());
-    let segments = std::fs::read_dir(dir.path().join("topics/t/0")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count();
+    let segments =
+        std::fs::read_dir(dir.path().join("topics/t/0")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count();
     assert!(segments > 20, "segments rolled: {segments}");
 }
 
@@ -160,7 +164,8 @@ async fn latest_reset_skips_history_and_survives_reopen_with_fsync_always() {
     let mut c = bus.subscribe("z", &["t"]).await.unwrap();
     c.seek(&tp, 0).await.unwrap();
     // The partition holds store_000's and maybe other stores' events; read it to the end.
-    let in_p = make_events(4, 50, 0).iter().chain(&make_events(4, 8, 100)).filter(|(k, _)| retail_bus::partition_for_key(k.as_bytes(), 2) == tp.partition).count();
+    let in_p =
+        make_events(4, 50, 0).iter().chain(&make_events(4, 8, 100)).filter(|(k, _)| retail_bus::partition_for_key(k.as_bytes(), 2) == tp.partition).count();
     let all = read_n(&mut *c, in_p + 1, Duration::from_secs(5)).await;
     assert_eq!(all.first().unwrap().offset, 0, "seek rewound to the start");
     assert_eq!(&all.last().unwrap().payload[..], b"store_000:00000999");

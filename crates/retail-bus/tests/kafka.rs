@@ -10,7 +10,6 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 fn broker() -> String {
     std::env::var("RETAIL_TEST_KAFKA").expect("RETAIL_TEST_KAFKA=host:port must name the broker for this ignored test (bash .ci/services/kafka.sh starts one)")
 }
@@ -190,7 +189,11 @@ async fn throughput_publish_and_poll() {
         got += c.poll_batch(10_000, Duration::from_secs(5)).await.unwrap().len();
     }
     let poll_rate = (n - first) as f64 / t.elapsed().as_secs_f64();
-    println!("kafka ({}, extra {:?}): publish {publish_rate:.0} events/s, poll {poll_rate:.0} events/s (200-byte payloads, batches of 10k)", broker(), opts.kafka.properties);
+    println!(
+        "kafka ({}, extra {:?}): publish {publish_rate:.0} events/s, poll {poll_rate:.0} events/s (200-byte payloads, batches of 10k)",
+        broker(),
+        opts.kafka.properties
+    );
     assert_eq!(got, n, "every published record is read back once");
 }
 

@@ -19,14 +19,7 @@ pub mod topics {
     pub const DEAD_LETTER: &str = "retail-dead-letter";
 
     /// (topic, partitions) as the seed specifies; the two the seed does not mention get 3 and 1.
-    pub const ALL: [(&str, i32); 6] = [
-        (SALES, 3),
-        (INVENTORY, 3),
-        (RESTOCK_ALERTS, 1),
-        (PRICE_CHANGES, 2),
-        (CUSTOMER_EVENTS, 3),
-        (DEAD_LETTER, 1),
-    ];
+    pub const ALL: [(&str, i32); 6] = [(SALES, 3), (INVENTORY, 3), (RESTOCK_ALERTS, 1), (PRICE_CHANGES, 2), (CUSTOMER_EVENTS, 3), (DEAD_LETTER, 1)];
 
     /// Seven days, as the seed asks.
     pub const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -44,13 +37,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
-        EventType::Sale,
-        EventType::InventoryUpdate,
-        EventType::PriceChange,
-        EventType::CustomerEvent,
-        EventType::RestockAlert,
-    ];
+    pub const ALL: [EventType; 5] = [EventType::Sale, EventType::InventoryUpdate, EventType::PriceChange, EventType::CustomerEvent, EventType::RestockAlert];
 
     pub fn as_str(self) -> &'static str {
         match self {

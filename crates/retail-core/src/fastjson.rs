@@ -157,12 +157,7 @@ impl<'de> de::Deserializer<'de> for &mut Parser<'de> {
         Err(Declined)
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Declined> {
+    fn deserialize_struct<V: Visitor<'de>>(self, _: &'static str, _: &'static [&'static str], visitor: V) -> Result<V::Value, Declined> {
         self.eat(b'{')?;
         let value = visitor.visit_map(Entries { parser: &mut *self, first: true })?;
         self.eat(b'}')?;
@@ -194,12 +189,7 @@ impl<'de> de::Deserializer<'de> for &mut Parser<'de> {
     }
 
     /// Unit variants written as their name (serde_json also takes `{"name": null}`; that declines).
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, Declined> {
+    fn deserialize_enum<V: Visitor<'de>>(self, _: &'static str, _: &'static [&'static str], visitor: V) -> Result<V::Value, Declined> {
         let name: &str = self.string()?;
         visitor.visit_enum(name.into_deserializer())
     }
@@ -285,7 +275,13 @@ mod tests {
 
     fn all_agree(text: &str) -> bool {
         // Each message through every event type: the wrong ones must decline or agree too.
-        let took = [agree::<SaleTransaction>(text), agree::<InventoryUpdate>(text), agree::<PriceChange>(text), agree::<CustomerEvent>(text), agree::<RestockAlert>(text)];
+        let took = [
+            agree::<SaleTransaction>(text),
+            agree::<InventoryUpdate>(text),
+            agree::<PriceChange>(text),
+            agree::<CustomerEvent>(text),
+            agree::<RestockAlert>(text),
+        ];
         took.iter().any(|&t| t)
     }
 
@@ -303,9 +299,38 @@ mod tests {
     #[test]
     fn numbers_read_as_serde_json_reads_them() {
         let numbers = [
-            "0", "1", "-1", "2147483647", "2147483648", "-2147483648", "-2147483649", "4294967295", "4294967296", "999999999999999",
-            "9999999999999999", "0.0", "-0.0", "-0", "00", "01", "1.", ".5", "1.5e3", "1E2", "-", "+1", "29.99", "0.1", "0.30000000000000004",
-            "123456789.123456", "12345678.1234567", "1.00000000000001", "0.000000000000001", "99999.99", "1e400", "18446744073709551616",
+            "0",
+            "1",
+            "-1",
+            "2147483647",
+            "2147483648",
+            "-2147483648",
+            "-2147483649",
+            "4294967295",
+            "4294967296",
+            "999999999999999",
+            "9999999999999999",
+            "0.0",
+            "-0.0",
+            "-0",
+            "00",
+            "01",
+            "1.",
+            ".5",
+            "1.5e3",
+            "1E2",
+            "-",
+            "+1",
+            "29.99",
+            "0.1",
+            "0.30000000000000004",
+            "123456789.123456",
+            "12345678.1234567",
+            "1.00000000000001",
+            "0.000000000000001",
+            "99999.99",
+            "1e400",
+            "18446744073709551616",
         ];
         let mut taken = 0;
         for n in numbers {

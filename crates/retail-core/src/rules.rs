@@ -89,9 +89,7 @@ pub(crate) const fn rule_for(et: EventType, field: &str) -> Option<Rule> {
         T::CustomerEvent if is!("customer_event_id") => Some(Uuid),
         T::CustomerEvent if is!("loyalty_points") => Some(NonNegative),
         T::RestockAlert if is!("alert_id") => Some(Uuid),
-        T::RestockAlert if is!("reorder_point" | "suggested_order_qty" | "velocity_per_hour" | "days_of_cover") => {
-            Some(NonNegative)
-        }
+        T::RestockAlert if is!("reorder_point" | "suggested_order_qty" | "velocity_per_hour" | "days_of_cover") => Some(NonNegative),
         T::RestockAlert if is!("stockout_risk") => Some(Probability),
         T::RestockAlert if is!("reason") => Some(Text),
         _ => None,
@@ -117,24 +115,13 @@ const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
 /// Inlined so that, with a constant rule and value kind (the typed path), only that rule's
 /// check remains at each call site.
 #[inline(always)]
-pub(crate) fn check_field(
-    expected: EventType,
-    field: &str,
-    rule: Rule,
-    value: FieldValue<'_>,
-    now: DateTime<Utc>,
-    reasons: &mut Vec<String>,
-) {
+pub(crate) fn check_field(expected: EventType, field: &str, rule: Rule, value: FieldValue<'_>, now: DateTime<Utc>, reasons: &mut Vec<String>) {
     use FieldValue as V;
     match (rule, value) {
         // Optional fields that are absent have nothing to check.
         (_, V::Null) => {}
         (Rule::EventType, V::Str(s)) if s != expected.as_str() => {
-            reasons.push(format!(
-                "event_type is `{s}` but topic {} carries `{}` events",
-                expected.topic(),
-                expected.as_str()
-            ));
+            reasons.push(format!("event_type is `{s}` but topic {} carries `{}` events", expected.topic(), expected.as_str()));
         }
         (Rule::SchemaVersion, V::Int(v)) if v != SCHEMA_VERSION as i64 => {
             reasons.push(format!("schema_version {v} is not supported (this build reads version {SCHEMA_VERSION})"));
@@ -189,10 +176,7 @@ pub(crate) fn check_field(
         (Rule::Timestamp, V::Time(t)) => check_time(field, t, now, reasons),
         (Rule::Timestamp, V::Str(s)) => match DateTime::parse_from_rfc3339(s) {
             Ok(t) => check_time(field, t.with_timezone(&Utc), now, reasons),
-            Err(e) => reasons.push(format!(
-                "{field} `{}` is not an RFC 3339 instant such as 2025-01-01T10:30:00Z ({e})",
-                shorten(s)
-            )),
+            Err(e) => reasons.push(format!("{field} `{}` is not an RFC 3339 instant such as 2025-01-01T10:30:00Z ({e})", shorten(s))),
         },
         // A value of the wrong kind was already reported by the structural check.
         _ => {}
@@ -451,9 +435,7 @@ mod tests {
             (T::CustomerEvent, "customer_event_id") => Some(Uuid),
             (T::CustomerEvent, "loyalty_points") => Some(NonNegative),
             (T::RestockAlert, "alert_id") => Some(Uuid),
-            (T::RestockAlert, "reorder_point" | "suggested_order_qty" | "velocity_per_hour" | "days_of_cover") => {
-                Some(NonNegative)
-            }
+            (T::RestockAlert, "reorder_point" | "suggested_order_qty" | "velocity_per_hour" | "days_of_cover") => Some(NonNegative),
             (T::RestockAlert, "stockout_risk") => Some(Probability),
             (T::RestockAlert, "reason") => Some(Text),
             _ => None,

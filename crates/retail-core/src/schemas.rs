@@ -32,21 +32,13 @@ pub fn schema_file_name(event_type: EventType) -> String {
 
 /// Parse the embedded schema of `event_type` (uncached).
 pub fn parse_schema(event_type: EventType) -> Result<Schema, crate::CoreError> {
-    Schema::parse_str(schema_text(event_type)).map_err(|e| crate::CoreError::Schema {
-        file: schema_file_name(event_type),
-        reason: e.to_string(),
-    })
+    Schema::parse_str(schema_text(event_type)).map_err(|e| crate::CoreError::Schema { file: schema_file_name(event_type), reason: e.to_string() })
 }
 
 /// The parsed schema of `event_type`, cached for the life of the process.
 pub fn schema_for(event_type: EventType) -> &'static Schema {
     static CACHE: OnceLock<Vec<Schema>> = OnceLock::new();
-    let all = CACHE.get_or_init(|| {
-        EventType::ALL
-            .iter()
-            .map(|t| parse_schema(*t).unwrap_or_else(|e| panic!("embedded schema is invalid: {e}")))
-            .collect()
-    });
+    let all = CACHE.get_or_init(|| EventType::ALL.iter().map(|t| parse_schema(*t).unwrap_or_else(|e| panic!("embedded schema is invalid: {e}"))).collect());
     let index = EventType::ALL.iter().position(|t| *t == event_type).unwrap_or(0);
     &all[index]
 }

@@ -64,7 +64,11 @@ pub(crate) fn parse_common(s: &[u8]) -> Option<DateTime<Utc>> {
                 return None;
             }
             let secs = (h * 3600 + m * 60) as i64;
-            if *sign == b'-' { -secs } else { secs }
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
         }
         _ => return None,
     };

@@ -169,11 +169,7 @@ fn semantic_reasons(event: &Event, expected: EventType, now: DateTime<Utc>) -> V
 /// rules on every well-typed field.
 fn avro_path(event_type: EventType, bytes: &[u8], now: DateTime<Utc>) -> Result<AvroValue, Rejection> {
     let json: Json = serde_json::from_slice(bytes).map_err(|e| Rejection {
-        reasons: vec![if e.is_eof() {
-            format!("malformed JSON: the message ends too early ({e})")
-        } else {
-            format!("malformed JSON: {e}")
-        }],
+        reasons: vec![if e.is_eof() { format!("malformed JSON: the message ends too early ({e})") } else { format!("malformed JSON: {e}") }],
     })?;
     let schema = schema_for(event_type);
     let mut reasons = Vec::new();
@@ -195,11 +191,7 @@ fn avro_path(event_type: EventType, bytes: &[u8], now: DateTime<Utc>) -> Result<
                     }
                     fields.push((field.name.clone(), v));
                 }
-                Err(expected) => reasons.push(format!(
-                    "field `{}` must be {expected}, found {}",
-                    field.name,
-                    describe(value)
-                )),
+                Err(expected) => reasons.push(format!("field `{}` must be {expected}, found {}", field.name, describe(value))),
             },
             None => match field.default.as_ref().map(|d| to_avro(&field.schema, d)) {
                 Some(Ok(v)) => fields.push((field.name.clone(), v)),
@@ -209,11 +201,7 @@ fn avro_path(event_type: EventType, bytes: &[u8], now: DateTime<Utc>) -> Result<
     }
     for key in object.keys() {
         if !record.lookup.contains_key(key) {
-            reasons.push(format!(
-                "unknown field `{}` (not in schema {} v{SCHEMA_VERSION})",
-                rules::shorten(key),
-                record.name.name
-            ));
+            reasons.push(format!("unknown field `{}` (not in schema {} v{SCHEMA_VERSION})", rules::shorten(key), record.name.name));
         }
     }
     if !reasons.is_empty() {

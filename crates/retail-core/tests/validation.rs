@@ -81,9 +81,7 @@ fn the_seed_shaped_events_are_accepted() {
 #[test]
 fn absent_optional_fields_are_null() {
     let v = without(without(sale(), "customer_id"), "promotion_id");
-    let Event::Sale(s) = validate_message(topics::SALES, &serde_json::to_vec(&v).unwrap(), now()).unwrap() else {
-        panic!("not a sale")
-    };
+    let Event::Sale(s) = validate_message(topics::SALES, &serde_json::to_vec(&v).unwrap(), now()).unwrap() else { panic!("not a sale") };
     assert_eq!(s.customer_id, None);
 }
 

@@ -34,13 +34,7 @@ impl RawKind {
 
 /// `raw-data/<kind>/year=YYYY/month=MM/day=DD/` (Hive-style partitions, as the seed shows).
 pub fn raw_day_prefix(kind: RawKind, day: NaiveDate) -> String {
-    format!(
-        "raw-data/{}/year={:04}/month={:02}/day={:02}/",
-        kind.dir(),
-        day.year(),
-        day.month(),
-        day.day()
-    )
+    format!("raw-data/{}/year={:04}/month={:02}/day={:02}/", kind.dir(), day.year(), day.month(), day.day())
 }
 
 /// The day a raw key belongs to, parsed from its `year=/month=/day=` segments.

@@ -24,9 +24,9 @@ mod parquet_io;
 mod raw;
 mod rolling;
 
+pub use layout::{day_of_key, fnv1a, safe_batch_id};
 pub use layout::{features_prefix, model_prefix, raw_day_prefix, FeatureSet, RawKind};
 pub use parquet_io::{batches_to_json_rows, decode_parquet, encode_parquet, encode_parquet_as, rows_to_batch, ParquetProfile};
-pub use layout::{day_of_key, fnv1a, safe_batch_id};
 pub use raw::{batches_to_events, events_schema, events_to_batch, inventory_schema, sales_schema, schema_of, CompactionReport};
 pub use rolling::{RollPolicy, RollingWriter};
 
@@ -103,8 +103,7 @@ impl Lake {
                 if rest.is_empty() {
                     return Err(bad("empty directory"));
                 }
-                std::fs::create_dir_all(rest)
-                    .map_err(|e| bad(&format!("cannot create directory {rest}: {e}")))?;
+                std::fs::create_dir_all(rest).map_err(|e| bad(&format!("cannot create directory {rest}: {e}")))?;
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(rest)
                     .map_err(|e| bad(&e.to_string()))?
                     // Deleting the last file of a day's folder removes the empty folder too.
@@ -125,11 +124,7 @@ impl Lake {
                     .with_virtual_hosted_style_request(s3.virtual_hosted_style)
                     // Fail within seconds, not minutes, when the server is down: the caller
                     // (stream processor, CLI) owns the retry policy and reports "retryable".
-                    .with_retry(object_store::RetryConfig {
-                        max_retries: 2,
-                        retry_timeout: Duration::from_secs(10),
-                        ..Default::default()
-                    })
+                    .with_retry(object_store::RetryConfig { max_retries: 2, retry_timeout: Duration::from_secs(10), ..Default::default() })
                     .with_client_options(
                         // allow_http lives in the client options: setting it on the builder
                         // first would be overwritten by this call.
@@ -142,9 +137,7 @@ impl Lake {
                     b = b.with_endpoint(&s3.endpoint);
                 }
                 if !s3.access_key_id.is_empty() {
-                    b = b
-                        .with_access_key_id(&s3.access_key_id)
-                        .with_secret_access_key(&s3.secret_access_key);
+                    b = b.with_access_key_id(&s3.access_key_id).with_secret_access_key(&s3.secret_access_key);
                 }
                 let s3store = b.build().map_err(|e| bad(&e.to_string()))?;
                 if prefix.is_empty() {
@@ -169,19 +162,13 @@ impl Lake {
 
     /// One cheap request that proves the lake is reachable and the credentials work.
     pub async fn check(&self) -> Result<(), LakeError> {
-        self.store
-            .list_with_delimiter(Some(&Path::from("raw-data")))
-            .await
-            .map(|_| ())
-            .map_err(|e| self.map_err("raw-data/", e))
+        self.store.list_with_delimiter(Some(&Path::from("raw-data"))).await.map(|_| ()).map_err(|e| self.map_err("raw-data/", e))
     }
 
     pub(crate) fn map_err(&self, key: &str, e: object_store::Error) -> LakeError {
         use object_store::Error as E;
         match e {
-            E::PermissionDenied { source, .. } | E::Unauthenticated { source, .. } => {
-                LakeError::Auth { url: self.url.clone(), detail: source.to_string() }
-            }
+            E::PermissionDenied { source, .. } | E::Unauthenticated { source, .. } => LakeError::Auth { url: self.url.clone(), detail: source.to_string() },
             E::InvalidPath { .. } => LakeError::BadKey(key.to_string()),
             other => {
                 // object_store reports S3 list/put failures as `Generic` with the status and the
@@ -238,10 +225,8 @@ impl Lake {
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(self.map_err(prefix, e)),
         };
-        let mut out: Vec<ObjectInfo> = metas
-            .into_iter()
-            .map(|m| ObjectInfo { key: m.location.to_string(), size: m.size, last_modified: m.last_modified })
-            .collect();
+        let mut out: Vec<ObjectInfo> =
+            metas.into_iter().map(|m| ObjectInfo { key: m.location.to_string(), size: m.size, last_modified: m.last_modified }).collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
@@ -256,9 +241,8 @@ impl Lake {
     /// `write_parquet` with the encoding chosen for who reads the file.
     pub async fn write_parquet_as(&self, key: &str, batches: &[RecordBatch], profile: ParquetProfile) -> Result<(), LakeError> {
         let owned = batches.to_vec();
-        let encoded = tokio::task::spawn_blocking(move || encode_parquet_as(&owned, profile))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let encoded =
+            tokio::task::spawn_blocking(move || encode_parquet_as(&owned, profile)).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let bytes = encoded.map_err(|detail| LakeError::Format { key: key.to_string(), detail })?;
         self.put(key, bytes).await
     }
@@ -267,9 +251,7 @@ impl Lake {
     pub async fn read_parquet(&self, key: &str) -> Result<Option<Vec<RecordBatch>>, LakeError> {
         match self.get(key).await? {
             None => Ok(None),
-            Some(bytes) => decode_parquet(bytes)
-                .map(Some)
-                .map_err(|detail| LakeError::Format { key: key.to_string(), detail }),
+            Some(bytes) => decode_parquet(bytes).map(Some).map_err(|detail| LakeError::Format { key: key.to_string(), detail }),
         }
     }
 
@@ -296,11 +278,7 @@ impl Lake {
     /// The highest `v<N>` stored for a model, if any.
     pub async fn latest_model_version(&self, model: &str) -> Result<Option<u32>, LakeError> {
         let objs = self.list(&format!("models/{model}/")).await?;
-        Ok(objs
-            .iter()
-            .filter_map(|o| o.key.strip_prefix(&format!("models/{model}/v")))
-            .filter_map(|rest| rest.split('/').next()?.parse::<u32>().ok())
-            .max())
+        Ok(objs.iter().filter_map(|o| o.key.strip_prefix(&format!("models/{model}/v"))).filter_map(|rest| rest.split('/').next()?.parse::<u32>().ok()).max())
     }
 }
 

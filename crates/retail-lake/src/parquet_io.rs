@@ -1,14 +1,14 @@
 //! Parquet bytes ↔ Arrow record batches, in memory (objects are written with one atomic put).
 
 use bytes::Bytes;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
-use datafusion::arrow::datatypes::DataType;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
-use datafusion::arrow::array::{Array, AsArray};
 use std::collections::HashSet;
 
 /// Who reads a Parquet file, which decides what its encoding spends CPU on.
@@ -88,27 +88,17 @@ fn mostly_distinct(column: &dyn Array) -> bool {
 
 /// Decode a whole Parquet file into record batches.
 pub fn decode_parquet(bytes: Bytes) -> Result<Vec<RecordBatch>, String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| e.to_string())?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?.with_batch_size(64 * 1024).build().map_err(|e| e.to_string())?;
     reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
 }
 
 /// Serde rows → one record batch of `schema`, matching fields by name (extra fields ignored).
 /// Strings parse into timestamps (RFC 3339) and dates (`YYYY-MM-DD`); numbers into decimals.
-pub fn rows_to_batch<S: serde::Serialize>(
-    schema: datafusion::arrow::datatypes::SchemaRef,
-    rows: &[S],
-) -> Result<RecordBatch, String> {
+pub fn rows_to_batch<S: serde::Serialize>(schema: datafusion::arrow::datatypes::SchemaRef, rows: &[S]) -> Result<RecordBatch, String> {
     if rows.is_empty() {
         return Ok(RecordBatch::new_empty(schema));
     }
-    let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema)
-        .with_batch_size(rows.len())
-        .build_decoder()
-        .map_err(|e| e.to_string())?;
+    let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema).with_batch_size(rows.len()).build_decoder().map_err(|e| e.to_string())?;
     decoder.serialize(rows).map_err(|e| e.to_string())?;
     decoder.flush().map_err(|e| e.to_string())?.ok_or_else(|| "no rows decoded".to_string())
 }
@@ -123,10 +113,7 @@ pub fn batches_to_json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::V
         }
         w.finish().map_err(|e| e.to_string())?;
     }
-    buf.split(|c| *c == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).map_err(|e| e.to_string()))
-        .collect()
+    buf.split(|c| *c == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).map_err(|e| e.to_string())).collect()
 }
 
 #[cfg(test)]

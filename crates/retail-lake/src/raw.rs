@@ -4,14 +4,10 @@ use crate::layout::{day_of_key, fnv1a, raw_day_prefix, safe_batch_id, RawKind};
 use crate::parquet_io::{batches_to_json_rows, rows_to_batch};
 use crate::{Lake, LakeError};
 use chrono::NaiveDate;
-use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondArray, UInt32Builder,
-};
+use datafusion::arrow::array::{ArrayRef, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondArray, UInt32Builder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use retail_core::{
-    CustomerEvent, Event, InventoryUpdate, PriceChange, RestockAlert, SaleTransaction,
-};
+use retail_core::{CustomerEvent, Event, InventoryUpdate, PriceChange, RestockAlert, SaleTransaction};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -112,17 +108,11 @@ pub fn events_to_batch(kind: RawKind, events: &[&Event]) -> Result<RecordBatch, 
     let schema = schema_of(kind);
     match kind {
         RawKind::Sales => {
-            let rows: Vec<&SaleTransaction> = events
-                .iter()
-                .filter_map(|e| if let Event::Sale(s) = e { Some(s) } else { None })
-                .collect();
+            let rows: Vec<&SaleTransaction> = events.iter().filter_map(|e| if let Event::Sale(s) = e { Some(s) } else { None }).collect();
             sales_to_batch(schema, &rows)
         }
         RawKind::Inventory => {
-            let rows: Vec<&InventoryUpdate> = events
-                .iter()
-                .filter_map(|e| if let Event::Inventory(s) = e { Some(s) } else { None })
-                .collect();
+            let rows: Vec<&InventoryUpdate> = events.iter().filter_map(|e| if let Event::Inventory(s) = e { Some(s) } else { None }).collect();
             inventory_to_batch(schema, &rows)
         }
         RawKind::Events => {
@@ -331,13 +321,8 @@ impl Lake {
 
     /// The days that hold raw data of a kind, ascending.
     pub async fn raw_days(&self, kind: RawKind) -> Result<Vec<NaiveDate>, LakeError> {
-        let mut days: Vec<NaiveDate> = self
-            .list(&format!("raw-data/{}/", kind.dir()))
-            .await?
-            .iter()
-            .filter(|o| o.key.ends_with(".parquet"))
-            .filter_map(|o| day_of_key(&o.key))
-            .collect();
+        let mut days: Vec<NaiveDate> =
+            self.list(&format!("raw-data/{}/", kind.dir())).await?.iter().filter(|o| o.key.ends_with(".parquet")).filter_map(|o| day_of_key(&o.key)).collect();
         days.dedup();
         days.sort();
         days.dedup();
@@ -352,13 +337,7 @@ impl Lake {
         let mut report = CompactionReport::default();
         for kind in RawKind::ALL {
             let prefix = raw_day_prefix(kind, day);
-            let inputs: Vec<String> = self
-                .list(&prefix)
-                .await?
-                .into_iter()
-                .map(|o| o.key)
-                .filter(|k| k.ends_with(".parquet"))
-                .collect();
+            let inputs: Vec<String> = self.list(&prefix).await?.into_iter().map(|o| o.key).filter(|k| k.ends_with(".parquet")).collect();
             report.files_before += inputs.len();
             if inputs.len() <= 1 {
                 // Nothing to merge; count what is there so the report adds up.
@@ -516,15 +495,11 @@ mod tests {
     fn inventory_batch_equals_serde_path() {
         let events = events();
         let refs: Vec<&Event> = events.iter().collect();
-        let rows: Vec<&InventoryUpdate> =
-            events.iter().filter_map(|e| if let Event::Inventory(s) = e { Some(s) } else { None }).collect();
+        let rows: Vec<&InventoryUpdate> = events.iter().filter_map(|e| if let Event::Inventory(s) = e { Some(s) } else { None }).collect();
         let batch = events_to_batch(RawKind::Inventory, &refs).unwrap();
         assert_eq!(batch, rows_to_batch(inventory_schema(), &rows).unwrap());
         assert_eq!(batch.num_rows(), 50);
         assert_eq!(batch.column(9).null_count(), rows.iter().filter(|r| r.reference_id.is_none()).count());
-        assert_eq!(
-            events_to_batch(RawKind::Inventory, &[]).unwrap(),
-            rows_to_batch::<&InventoryUpdate>(inventory_schema(), &[]).unwrap()
-        );
+        assert_eq!(events_to_batch(RawKind::Inventory, &[]).unwrap(), rows_to_batch::<&InventoryUpdate>(inventory_schema(), &[]).unwrap());
     }
 }

@@ -18,8 +18,7 @@ fn sale(n: u32, day: u32) -> Event {
         list_price: 34.99,
         discount_pct: 0.1428,
         promotion_id: if n % 2 == 0 { Some("promo-1".into()) } else { None },
-        timestamp: Utc.with_ymd_and_hms(2025, 1, day, 10, 30, n % 60).unwrap()
-            + chrono::Duration::microseconds(123_456),
+        timestamp: Utc.with_ymd_and_hms(2025, 1, day, 10, 30, n % 60).unwrap() + chrono::Duration::microseconds(123_456),
         customer_id: if n % 3 == 0 { None } else { Some(format!("cust_{n}")) },
         payment_method: PaymentMethod::CreditCard,
     })
@@ -238,12 +237,7 @@ fn bad_urls_are_rejected_with_the_url() {
 #[tokio::test]
 async fn unreachable_s3_is_a_retryable_error_naming_the_url() {
     // Port 9 (discard) on localhost: nothing listens there.
-    let opts = S3Options {
-        endpoint: "http://127.0.0.1:9".into(),
-        access_key_id: "k".into(),
-        secret_access_key: "s".into(),
-        ..Default::default()
-    };
+    let opts = S3Options { endpoint: "http://127.0.0.1:9".into(), access_key_id: "k".into(), secret_access_key: "s".into(), ..Default::default() };
     let lake = Lake::open("s3://nobucket/p", &opts).unwrap();
     let err = lake.check().await.unwrap_err();
     assert!(err.is_retryable(), "{err}");

@@ -74,33 +74,39 @@ fn parquet_encode_settings() {
         ("snappy, no dict at all", WriterProperties::builder().set_compression(Compression::SNAPPY).set_dictionary_enabled(false).build()),
         (
             "snappy, no dict, no stats",
-            WriterProperties::builder().set_compression(Compression::SNAPPY).set_dictionary_enabled(false).set_statistics_enabled(EnabledStatistics::None).build(),
+            WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .set_dictionary_enabled(false)
+                .set_statistics_enabled(EnabledStatistics::None)
+                .build(),
         ),
         (
             "lz4_raw, no dict, no stats",
-            WriterProperties::builder().set_compression(Compression::LZ4_RAW).set_dictionary_enabled(false).set_statistics_enabled(EnabledStatistics::None).build(),
+            WriterProperties::builder()
+                .set_compression(Compression::LZ4_RAW)
+                .set_dictionary_enabled(false)
+                .set_statistics_enabled(EnabledStatistics::None)
+                .build(),
         ),
         (
             "uncompressed, no dict, no stats",
-            WriterProperties::builder().set_compression(Compression::UNCOMPRESSED).set_dictionary_enabled(false).set_statistics_enabled(EnabledStatistics::None).build(),
+            WriterProperties::builder()
+                .set_compression(Compression::UNCOMPRESSED)
+                .set_dictionary_enabled(false)
+                .set_statistics_enabled(EnabledStatistics::None)
+                .build(),
         ),
-        (
-            "lake: dict where useful, no stats on strings",
-            {
-                let mut b = WriterProperties::builder().set_compression(Compression::SNAPPY).set_statistics_enabled(EnabledStatistics::Chunk);
-                for c in ["transaction_id", "basket_id", "store_id", "product_id", "promotion_id", "customer_id", "payment_method"] {
-                    b = b.set_column_statistics_enabled(c.into(), EnabledStatistics::None);
-                }
-                for c in ["transaction_id", "basket_id", "timestamp"] {
-                    b = b.set_column_dictionary_enabled(c.into(), false);
-                }
-                b.build()
-            },
-        ),
-        (
-            "snappy, dict, no stats",
-            WriterProperties::builder().set_compression(Compression::SNAPPY).set_statistics_enabled(EnabledStatistics::None).build(),
-        ),
+        ("lake: dict where useful, no stats on strings", {
+            let mut b = WriterProperties::builder().set_compression(Compression::SNAPPY).set_statistics_enabled(EnabledStatistics::Chunk);
+            for c in ["transaction_id", "basket_id", "store_id", "product_id", "promotion_id", "customer_id", "payment_method"] {
+                b = b.set_column_statistics_enabled(c.into(), EnabledStatistics::None);
+            }
+            for c in ["transaction_id", "basket_id", "timestamp"] {
+                b = b.set_column_dictionary_enabled(c.into(), false);
+            }
+            b.build()
+        }),
+        ("snappy, dict, no stats", WriterProperties::builder().set_compression(Compression::SNAPPY).set_statistics_enabled(EnabledStatistics::None).build()),
         (
             "snappy, no dict ids+time+customer",
             WriterProperties::builder()

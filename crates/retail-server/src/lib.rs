@@ -84,19 +84,10 @@ pub async fn bind(
     status: Arc<dyn StatusSource>,
     cancel: CancellationToken,
 ) -> Result<BoundServer, ServerError> {
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| ServerError::Bind { addr: options.listen, source })?;
+    let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(|source| ServerError::Bind { addr: options.listen, source })?;
     let local_addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-    tokio::spawn(snapshot::refresh_loop(
-        warehouse,
-        status.clone(),
-        DashboardQueries::default(),
-        options.refresh,
-        tx,
-        cancel,
-    ));
+    tokio::spawn(snapshot::refresh_loop(warehouse, status.clone(), DashboardQueries::default(), options.refresh, tx, cancel));
     let router = router(AppState { snapshots: rx, status });
     Ok(BoundServer { listener, router, local_addr })
 }
@@ -104,9 +95,7 @@ pub async fn bind(
 impl BoundServer {
     /// Serve until `cancel` fires, then finish in-flight requests and return.
     pub async fn serve(self, cancel: CancellationToken) -> Result<(), ServerError> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await?;
+        axum::serve(self.listener, self.router).with_graceful_shutdown(async move { cancel.cancelled().await }).await?;
         Ok(())
     }
 }
@@ -132,10 +121,7 @@ async fn index() -> Html<&'static str> {
 }
 
 async fn chart_js() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")],
-        include_str!("../assets/chart.umd.min.js"),
-    )
+    ([(header::CONTENT_TYPE, "application/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")], include_str!("../assets/chart.umd.min.js"))
         .into_response()
 }
 

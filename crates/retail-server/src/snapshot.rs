@@ -22,12 +22,7 @@ pub struct DashboardQueries {
 
 impl Default for DashboardQueries {
     fn default() -> Self {
-        DashboardQueries {
-            window_history: chrono::Duration::hours(4),
-            anomaly_history: chrono::Duration::hours(24),
-            risk_rows: 20,
-            alert_rows: 50,
-        }
+        DashboardQueries { window_history: chrono::Duration::hours(4), anomaly_history: chrono::Duration::hours(24), risk_rows: 20, alert_rows: 50 }
     }
 }
 
@@ -92,12 +87,7 @@ pub fn rows_as_objects(result: &QueryResult) -> serde_json::Value {
     serde_json::Value::Array(rows)
 }
 
-pub async fn compute(
-    warehouse: &dyn Warehouse,
-    status: &dyn StatusSource,
-    queries: &DashboardQueries,
-    generation: u64,
-) -> Snapshot {
+pub async fn compute(warehouse: &dyn Warehouse, status: &dyn StatusSource, queries: &DashboardQueries, generation: u64) -> Snapshot {
     let started = Instant::now();
     let mut errors = Vec::new();
     let mut run = async |name: &str, sql: &str| match warehouse.query(sql).await {

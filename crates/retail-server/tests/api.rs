@@ -48,10 +48,7 @@ async fn api_snapshot_sse_and_metrics_show_the_warehouse() {
     warehouse.insert_sales(&[sale("s1", "store_001", 2, 5.0), sale("s2", "store_002", 3, 10.0)]).await.unwrap();
     // A replayed row must not be counted twice on the page either.
     warehouse.insert_sales(&[sale("s1", "store_001", 2, 5.0)]).await.unwrap();
-    warehouse
-        .upsert_stock(&[stock("store_001", "SKU1", 50, 0.05), stock("store_002", "SKU2", 1, 0.93), stock("store_001", "SKU3", 8, 0.4)])
-        .await
-        .unwrap();
+    warehouse.upsert_stock(&[stock("store_001", "SKU1", 50, 0.05), stock("store_002", "SKU2", 1, 0.93), stock("store_001", "SKU3", 8, 0.4)]).await.unwrap();
     warehouse.flush().await.unwrap();
 
     let cancel = CancellationToken::new();

@@ -51,7 +51,17 @@ pub(crate) fn schedule(sim: &mut StoreSim, world: &World, plan: &mut DayPlan, tr
                 let at = sim.rng.random_range(start..end);
                 plan.scheduled.push((at, Happening::Shrink { cell, quantity, reason: InventoryReason::Theft }));
             }
-            label(sim, world, truth, InjectedAnomaly::TheftBurst, cell, start, end, stolen as f64, format!("up to {stolen} units stolen in recorded theft events; one of {targets} SKUs hit"));
+            label(
+                sim,
+                world,
+                truth,
+                InjectedAnomaly::TheftBurst,
+                cell,
+                start,
+                end,
+                stolen as f64,
+                format!("up to {stolen} units stolen in recorded theft events; one of {targets} SKUs hit"),
+            );
         }
     }
     if sim.rng.random::<f64>() < PHANTOM_INVENTORY_RATE * rate {
@@ -60,7 +70,17 @@ pub(crate) fn schedule(sim: &mut StoreSim, world: &World, plan: &mut DayPlan, tr
         let quantity = (sim.cells[cell as usize].phys as f64 * sim.rng.random_range(0.6..=1.0)).ceil() as i32;
         if quantity > 0 {
             plan.scheduled.push((at, Happening::SilentLoss { cell, quantity }));
-            label(sim, world, truth, InjectedAnomaly::PhantomInventory, cell, at, at, quantity as f64, format!("{quantity} units physically gone while the system still counts them, until the next cycle count"));
+            label(
+                sim,
+                world,
+                truth,
+                InjectedAnomaly::PhantomInventory,
+                cell,
+                at,
+                at,
+                quantity as f64,
+                format!("{quantity} units physically gone while the system still counts them, until the next cycle count"),
+            );
         }
     }
     if sim.rng.random::<f64>() < PRICE_ENTRY_ERROR_RATE * rate {
@@ -88,7 +108,17 @@ pub(crate) fn schedule(sim: &mut StoreSim, world: &World, plan: &mut DayPlan, tr
         let interval_ms = sim.rng.random_range(3_000..=15_000);
         plan.scheduled.push((at, Happening::StuckRepeat { cell, repeats, interval_ms }));
         let end = at + repeats as i64 * interval_ms;
-        label(sim, world, truth, InjectedAnomaly::StuckPos, cell, at, end, repeats as f64, format!("the same sale line sent {repeats} times, {} s apart, with no stock movement", interval_ms / 1000));
+        label(
+            sim,
+            world,
+            truth,
+            InjectedAnomaly::StuckPos,
+            cell,
+            at,
+            end,
+            repeats as f64,
+            format!("the same sale line sent {repeats} times, {} s apart, with no stock movement", interval_ms / 1000),
+        );
     }
 }
 
@@ -138,10 +168,7 @@ pub(crate) fn spike_lines(sim: &mut StoreSim, hour_start: i64, happenings: &mut 
 
 /// The price factor of a price-entry error on `cell` at `at`, if one is active.
 pub(crate) fn price_error_factor(active: &[ActiveAnomaly], cell: u32, at: i64) -> Option<f64> {
-    active
-        .iter()
-        .find(|a| a.kind == InjectedAnomaly::PriceEntryError && a.cell == cell && (a.start_ms..a.end_ms).contains(&at))
-        .map(|a| a.value)
+    active.iter().find(|a| a.kind == InjectedAnomaly::PriceEntryError && a.cell == cell && (a.start_ms..a.end_ms).contains(&at)).map(|a| a.value)
 }
 
 /// A stuck POS: the same sale line again and again (new ids, no stock movement).

@@ -49,12 +49,48 @@ pub const CATEGORIES: &[Category] = &[
     cat(CategoryId::Dairy, "Dairy", &["Milk", "Cheese", "Yogurt"], 0.09, (0.8, 9.0), (7, 60), &[6, 12], 0.03, 180.0, 0.0, false),
     cat(CategoryId::Bakery, "Bakery", &["Bread", "Pastries", "Cakes"], 0.05, (1.0, 8.0), (2, 7), &[6, 12], 0.05, 350.0, 0.0, false),
     cat(CategoryId::Meat, "Meat & Seafood", &["Beef", "Poultry", "Fish"], 0.07, (3.0, 30.0), (3, 10), &[4, 6], 0.12, 190.0, 0.01, false),
-    cat(CategoryId::Beverages, "Beverages", &["Soft Drinks", "Water", "Juice", "Beer & Wine"], 0.10, (0.8, 25.0), (180, 720), &[6, 12, 24], 0.25, 200.0, 0.03, true),
+    cat(
+        CategoryId::Beverages,
+        "Beverages",
+        &["Soft Drinks", "Water", "Juice", "Beer & Wine"],
+        0.10,
+        (0.8, 25.0),
+        (180, 720),
+        &[6, 12, 24],
+        0.25,
+        200.0,
+        0.03,
+        true,
+    ),
     cat(CategoryId::Frozen, "Frozen", &["Ice Cream", "Frozen Meals", "Frozen Vegetables"], 0.07, (2.0, 12.0), (180, 365), &[6, 12], 0.30, 200.0, 0.04, false),
-    cat(CategoryId::Pantry, "Pantry", &["Pasta & Rice", "Canned Goods", "Sauces", "Soups"], 0.13, (0.8, 10.0), (365, 1095), &[12, 24], 0.12, 15.0, -0.01, false),
+    cat(
+        CategoryId::Pantry,
+        "Pantry",
+        &["Pasta & Rice", "Canned Goods", "Sauces", "Soups"],
+        0.13,
+        (0.8, 10.0),
+        (365, 1095),
+        &[12, 24],
+        0.12,
+        15.0,
+        -0.01,
+        false,
+    ),
     cat(CategoryId::Snacks, "Snacks", &["Chips", "Candy", "Cookies"], 0.09, (1.0, 7.0), (90, 365), &[12, 24], 0.08, 300.0, 0.0, false),
     cat(CategoryId::Household, "Household", &["Cleaning", "Paper Goods", "Laundry"], 0.08, (2.0, 25.0), (1095, 1825), &[6, 12], 0.05, 100.0, 0.0, false),
-    cat(CategoryId::PersonalCare, "Personal Care", &["Hair Care", "Oral Care", "Skin Care"], 0.07, (2.0, 30.0), (365, 1095), &[6, 12], 0.05, 190.0, 0.005, true),
+    cat(
+        CategoryId::PersonalCare,
+        "Personal Care",
+        &["Hair Care", "Oral Care", "Skin Care"],
+        0.07,
+        (2.0, 30.0),
+        (365, 1095),
+        &[6, 12],
+        0.05,
+        190.0,
+        0.005,
+        true,
+    ),
     cat(CategoryId::Health, "Health", &["Vitamins", "Pain Relief", "Cold & Flu"], 0.04, (4.0, 35.0), (365, 730), &[6, 12], 0.35, 20.0, -0.02, true),
     cat(CategoryId::Electronics, "Electronics", &["Batteries", "Cables", "Headphones"], 0.03, (5.0, 150.0), (1825, 3650), &[4, 6], 0.20, 345.0, 0.0, true),
     cat(CategoryId::Seasonal, "Seasonal & Gifts", &["Decorations", "Toys", "Garden"], 0.04, (3.0, 60.0), (730, 1825), &[4, 6], 0.50, 345.0, 0.01, false),
@@ -75,19 +111,7 @@ const fn cat(
     temperature_sensitivity: f64,
     high_value: bool,
 ) -> Category {
-    Category {
-        id,
-        name,
-        sub_categories,
-        share,
-        price_range,
-        shelf_life,
-        pack_sizes,
-        season_amplitude,
-        season_peak_doy,
-        temperature_sensitivity,
-        high_value,
-    }
+    Category { id, name, sub_categories, share, price_range, shelf_life, pack_sizes, season_amplitude, season_peak_doy, temperature_sensitivity, high_value }
 }
 
 pub fn category(id: CategoryId) -> &'static Category {
@@ -107,14 +131,78 @@ pub struct Region {
 
 /// The chain trades on several continents, so some stores are open at any UTC hour.
 pub const REGIONS: &[Region] = &[
-    Region { name: "us-east", utc_offset_hours: -5, mean_temp_c: 13.0, temp_amplitude_c: 12.0, rain_probability: 0.30, southern_hemisphere: false, cities: &["New York", "Boston", "Atlanta", "Miami", "Philadelphia"] },
-    Region { name: "us-central", utc_offset_hours: -6, mean_temp_c: 12.0, temp_amplitude_c: 14.0, rain_probability: 0.25, southern_hemisphere: false, cities: &["Chicago", "Dallas", "Houston", "Minneapolis", "Kansas City"] },
-    Region { name: "us-west", utc_offset_hours: -8, mean_temp_c: 16.0, temp_amplitude_c: 6.0, rain_probability: 0.15, southern_hemisphere: false, cities: &["Los Angeles", "San Francisco", "Seattle", "San Diego", "Portland"] },
-    Region { name: "uk-ireland", utc_offset_hours: 0, mean_temp_c: 11.0, temp_amplitude_c: 6.0, rain_probability: 0.45, southern_hemisphere: false, cities: &["London", "Manchester", "Dublin", "Leeds", "Glasgow"] },
-    Region { name: "central-europe", utc_offset_hours: 1, mean_temp_c: 10.0, temp_amplitude_c: 10.0, rain_probability: 0.35, southern_hemisphere: false, cities: &["Berlin", "Munich", "Vienna", "Zurich", "Prague"] },
-    Region { name: "gulf", utc_offset_hours: 4, mean_temp_c: 28.0, temp_amplitude_c: 8.0, rain_probability: 0.03, southern_hemisphere: false, cities: &["Dubai", "Abu Dhabi", "Doha", "Muscat", "Sharjah"] },
-    Region { name: "southeast-asia", utc_offset_hours: 8, mean_temp_c: 28.0, temp_amplitude_c: 2.0, rain_probability: 0.45, southern_hemisphere: false, cities: &["Singapore", "Kuala Lumpur", "Manila", "Penang", "Cebu"] },
-    Region { name: "australia-east", utc_offset_hours: 10, mean_temp_c: 19.0, temp_amplitude_c: 5.0, rain_probability: 0.30, southern_hemisphere: true, cities: &["Sydney", "Brisbane", "Melbourne", "Canberra", "Newcastle"] },
+    Region {
+        name: "us-east",
+        utc_offset_hours: -5,
+        mean_temp_c: 13.0,
+        temp_amplitude_c: 12.0,
+        rain_probability: 0.30,
+        southern_hemisphere: false,
+        cities: &["New York", "Boston", "Atlanta", "Miami", "Philadelphia"],
+    },
+    Region {
+        name: "us-central",
+        utc_offset_hours: -6,
+        mean_temp_c: 12.0,
+        temp_amplitude_c: 14.0,
+        rain_probability: 0.25,
+        southern_hemisphere: false,
+        cities: &["Chicago", "Dallas", "Houston", "Minneapolis", "Kansas City"],
+    },
+    Region {
+        name: "us-west",
+        utc_offset_hours: -8,
+        mean_temp_c: 16.0,
+        temp_amplitude_c: 6.0,
+        rain_probability: 0.15,
+        southern_hemisphere: false,
+        cities: &["Los Angeles", "San Francisco", "Seattle", "San Diego", "Portland"],
+    },
+    Region {
+        name: "uk-ireland",
+        utc_offset_hours: 0,
+        mean_temp_c: 11.0,
+        temp_amplitude_c: 6.0,
+        rain_probability: 0.45,
+        southern_hemisphere: false,
+        cities: &["London", "Manchester", "Dublin", "Leeds", "Glasgow"],
+    },
+    Region {
+        name: "central-europe",
+        utc_offset_hours: 1,
+        mean_temp_c: 10.0,
+        temp_amplitude_c: 10.0,
+        rain_probability: 0.35,
+        southern_hemisphere: false,
+        cities: &["Berlin", "Munich", "Vienna", "Zurich", "Prague"],
+    },
+    Region {
+        name: "gulf",
+        utc_offset_hours: 4,
+        mean_temp_c: 28.0,
+        temp_amplitude_c: 8.0,
+        rain_probability: 0.03,
+        southern_hemisphere: false,
+        cities: &["Dubai", "Abu Dhabi", "Doha", "Muscat", "Sharjah"],
+    },
+    Region {
+        name: "southeast-asia",
+        utc_offset_hours: 8,
+        mean_temp_c: 28.0,
+        temp_amplitude_c: 2.0,
+        rain_probability: 0.45,
+        southern_hemisphere: false,
+        cities: &["Singapore", "Kuala Lumpur", "Manila", "Penang", "Cebu"],
+    },
+    Region {
+        name: "australia-east",
+        utc_offset_hours: 10,
+        mean_temp_c: 19.0,
+        temp_amplitude_c: 5.0,
+        rain_probability: 0.30,
+        southern_hemisphere: true,
+        cities: &["Sydney", "Brisbane", "Melbourne", "Canberra", "Newcastle"],
+    },
 ];
 
 /// Store formats: how big, how long open, how busy, how wide an assortment.
@@ -310,11 +398,7 @@ pub(crate) fn generate_assortment<R: Rng>(rng: &mut R, metas: &[ProductMeta], si
         return (0..metas.len() as u32).collect();
     }
     // Efraimidis–Spirakis: key = u^(1/w); keep the `size` largest (compared as ln(u)/w).
-    let mut keyed: Vec<(f64, u32)> = metas
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (rng.random::<f64>().max(1e-300).ln() / m.popularity.sqrt(), i as u32))
-        .collect();
+    let mut keyed: Vec<(f64, u32)> = metas.iter().enumerate().map(|(i, m)| (rng.random::<f64>().max(1e-300).ln() / m.popularity.sqrt(), i as u32)).collect();
     keyed.select_nth_unstable_by(size - 1, |a, b| b.0.total_cmp(&a.0));
     let mut chosen: Vec<u32> = keyed[..size].iter().map(|k| k.1).collect();
     chosen.sort_unstable();

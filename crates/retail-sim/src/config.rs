@@ -56,16 +56,10 @@ impl WorldConfig {
         if self.skus_per_store == 0 {
             problems.push("skus_per_store must be at least 1".to_string());
         } else if self.skus_per_store > self.products {
-            problems.push(format!(
-                "skus_per_store {} is more than the {} SKUs in the catalog",
-                self.skus_per_store, self.products
-            ));
+            problems.push(format!("skus_per_store {} is more than the {} SKUs in the catalog", self.skus_per_store, self.products));
         }
         if !(self.traffic_per_store_minute > 0.0 && self.traffic_per_store_minute <= 100_000.0) {
-            problems.push(format!(
-                "traffic must be more than 0 and at most 100000 events per minute per store, got {}",
-                self.traffic_per_store_minute
-            ));
+            problems.push(format!("traffic must be more than 0 and at most 100000 events per minute per store, got {}", self.traffic_per_store_minute));
         }
         if !(self.anomaly_rate >= 0.0 && self.anomaly_rate <= 100.0) {
             problems.push(format!("anomaly_rate must be in [0, 100], got {}", self.anomaly_rate));

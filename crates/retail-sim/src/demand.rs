@@ -18,10 +18,8 @@ pub fn weekday_factor(date: NaiveDate) -> f64 {
 }
 
 /// Relative traffic of each local hour (lunch and after-work peaks, quiet nights).
-const HOUR_SHAPE: [f64; 24] = [
-    0.12, 0.08, 0.06, 0.06, 0.08, 0.15, 0.30, 0.50, 0.70, 0.80, 0.90, 1.10, 1.40, 1.30, 1.00, 1.00, 1.20, 1.60,
-    1.70, 1.40, 1.00, 0.70, 0.45, 0.30,
-];
+const HOUR_SHAPE: [f64; 24] =
+    [0.12, 0.08, 0.06, 0.06, 0.08, 0.15, 0.30, 0.50, 0.70, 0.80, 0.90, 1.10, 1.40, 1.30, 1.00, 1.00, 1.20, 1.60, 1.70, 1.40, 1.00, 0.70, 0.45, 0.30];
 
 /// Share of a day's demand in each local hour, zero outside opening hours; sums to 1.
 pub fn hour_profile(opens: u8, closes: u8) -> [f64; 24] {
@@ -84,7 +82,13 @@ fn mix(x: u64) -> u64 {
 /// cold remedies; heavy rain keeps some shoppers home.
 pub fn weather_factor(cat: CategoryId, w: Weather) -> f64 {
     let temp = (category(cat).temperature_sensitivity * (w.temp_c - 18.0)).exp();
-    let rain = if w.rain_mm > 5.0 { 0.9 } else if w.rain_mm > 0.0 { 0.97 } else { 1.0 };
+    let rain = if w.rain_mm > 5.0 {
+        0.9
+    } else if w.rain_mm > 0.0 {
+        0.97
+    } else {
+        1.0
+    };
     (temp * rain).clamp(0.4, 2.5)
 }
 
@@ -125,11 +129,7 @@ pub fn promotion(seed: u64, product: usize, date: NaiveDate) -> Option<Promotion
         return None;
     }
     let discount_pct = DISCOUNTS[(mix(h) % DISCOUNTS.len() as u64) as usize];
-    Some(Promotion {
-        promotion_id: format!("PROMO-{:06}-W{week}", product + 1),
-        discount_pct,
-        uplift: (1.0 - discount_pct).powf(-PROMO_ELASTICITY),
-    })
+    Some(Promotion { promotion_id: format!("PROMO-{:06}-W{week}", product + 1), discount_pct, uplift: (1.0 - discount_pct).powf(-PROMO_ELASTICITY) })
 }
 
 /// Length of a pricing period: list prices are revised once per period per SKU.
@@ -152,16 +152,8 @@ pub fn shelf_price_cents(seed: u64, product: usize, meta: &ProductMeta, slow_sel
     let (period, day_in_period) = price_period(seed, product, date);
     let h = hash(&[seed, 0x9b, product as u64, period as u64]);
     // Period 0 is the catalog's list price; later periods drift ±4% a quarter, slightly upwards.
-    let level = if period == first_period(seed, product) {
-        1.0
-    } else {
-        (0.01 + 0.04 * symmetric(h)).exp()
-    };
-    let regular = if level == 1.0 {
-        meta.list_price_cents
-    } else {
-        charm_price_cents(meta.list_price_cents as f64 / 100.0 * level)
-    };
+    let level = if period == first_period(seed, product) { 1.0 } else { (0.01 + 0.04 * symmetric(h)).exp() };
+    let regular = if level == 1.0 { meta.list_price_cents } else { charm_price_cents(meta.list_price_cents as f64 / 100.0 * level) };
     let on_clearance = slow_seller && unit(mix(h)) < 0.08 && day_in_period >= PRICE_PERIOD_DAYS - CLEARANCE_DAYS;
     if on_clearance {
         (charm_price_cents(regular as f64 / 100.0 * CLEARANCE_FACTOR).min(regular.saturating_sub(10)).max(9), PriceState::Clearance)

@@ -56,17 +56,46 @@ struct Delivery {
 
 /// Something that happens at an instant; processed in time order within an hour.
 pub(crate) enum Happening {
-    Basket { lines: u32 },
+    Basket {
+        lines: u32,
+    },
     /// One extra line of a demand spike.
-    SpikeLine { cell: u32 },
-    Delivery { cell: u32, quantity: i32, po: String },
-    Shrink { cell: u32, quantity: i32, reason: InventoryReason },
+    SpikeLine {
+        cell: u32,
+    },
+    Delivery {
+        cell: u32,
+        quantity: i32,
+        po: String,
+    },
+    Shrink {
+        cell: u32,
+        quantity: i32,
+        reason: InventoryReason,
+    },
     /// Stock silently gone (unrecorded theft, misplacement): physical only.
-    SilentLoss { cell: u32, quantity: i32 },
-    Return { cell: u32 },
-    CycleCount { cell: u32 },
-    Price { cell: u32, old_cents: u32, new_cents: u32, reason: PriceChangeReason, promotion_id: Option<String> },
-    StuckRepeat { cell: u32, repeats: u32, interval_ms: i64 },
+    SilentLoss {
+        cell: u32,
+        quantity: i32,
+    },
+    Return {
+        cell: u32,
+    },
+    CycleCount {
+        cell: u32,
+    },
+    Price {
+        cell: u32,
+        old_cents: u32,
+        new_cents: u32,
+        reason: PriceChangeReason,
+        promotion_id: Option<String>,
+    },
+    StuckRepeat {
+        cell: u32,
+        repeats: u32,
+        interval_ms: i64,
+    },
 }
 
 pub(crate) struct DayPlan {
@@ -436,12 +465,7 @@ impl StoreSim {
         // Everything but the promotion depends on the category only: compute once per day.
         let category_factor: Vec<f64> = crate::catalog::CATEGORIES
             .iter()
-            .map(|c| {
-                weekday
-                    * demand::season_factor(c.id, date, southern)
-                    * demand::holiday_factor(c.id, date)
-                    * demand::weather_factor(c.id, weather)
-            })
+            .map(|c| weekday * demand::season_factor(c.id, date, southern) * demand::holiday_factor(c.id, date) * demand::weather_factor(c.id, weather))
             .collect();
         let mut scheduled: Vec<(i64, Happening)> = Vec::new();
         let mut weights = Vec::with_capacity(self.cells.len());
@@ -463,8 +487,7 @@ impl StoreSim {
                     shelf_change = Some((new, reason));
                 }
             }
-            let promo_continues =
-                shelf_change.is_none() && matches!((&had, &promo), (Some(a), Some(b)) if a.0 == b.promotion_id);
+            let promo_continues = shelf_change.is_none() && matches!((&had, &promo), (Some(a), Some(b)) if a.0 == b.promotion_id);
             // Price events at local midnight, in a fixed order: the old promotion ends, the
             // shelf price is revised, the new promotion starts.
             if !promo_continues {
@@ -496,16 +519,7 @@ impl StoreSim {
         let lines_total: f64 = weights.iter().sum();
         let hour_share = demand::hour_profile(store.opens_hour, store.closes_hour);
         self.schedule_store_operations(world, date, start_ms, &hour_share, &mut scheduled);
-        let mut plan = DayPlan {
-            date,
-            start_ms,
-            hour_share,
-            lines_total,
-            alias: AliasTable::new(&weights),
-            scheduled,
-            cursor: 0,
-            share_simulated: 0.0,
-        };
+        let mut plan = DayPlan { date, start_ms, hour_share, lines_total, alias: AliasTable::new(&weights), scheduled, cursor: 0, share_simulated: 0.0 };
         anomaly::schedule(self, world, &mut plan, truth);
         plan.scheduled.sort_by_key(|(at, _)| *at);
         self.day = Some(plan);
@@ -578,10 +592,8 @@ impl StoreSim {
             if position <= cell.reorder_point {
                 let meta = &world.product_meta[cell.product as usize];
                 let quantity = cell.order_quantity(world);
-                let lead = Normal::new(meta.lead_time_days, meta.lead_time_sd_days.max(0.01))
-                    .map(|d| d.sample(&mut self.rng))
-                    .unwrap_or(meta.lead_time_days)
-                    .max(1.0);
+                let lead =
+                    Normal::new(meta.lead_time_days, meta.lead_time_sd_days.max(0.01)).map(|d| d.sample(&mut self.rng)).unwrap_or(meta.lead_time_days).max(1.0);
                 self.place_order(world, i, quantity, lead, now_ms, truth);
             }
         }
@@ -691,4 +703,3 @@ fn cents(c: u32) -> f64 {
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
-

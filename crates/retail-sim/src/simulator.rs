@@ -105,11 +105,7 @@ impl Simulator {
             vec![step_all(world, &mut self.stores, hour)]
         } else {
             std::thread::scope(|scope| {
-                let handles: Vec<_> = self
-                    .stores
-                    .chunks_mut(chunk)
-                    .map(|stores| scope.spawn(move || step_all(world, stores, hour)))
-                    .collect();
+                let handles: Vec<_> = self.stores.chunks_mut(chunk).map(|stores| scope.spawn(move || step_all(world, stores, hour))).collect();
                 // A panicking worker is a bug; re-raise it rather than lose its stores' hour.
                 handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
             })

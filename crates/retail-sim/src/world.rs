@@ -42,10 +42,8 @@ impl World {
             let size = ((config.skus_per_store as f64 * FORMATS[meta.format].assortment_share).round() as usize).clamp(1, config.products);
             let assortment = catalog::generate_assortment(&mut rng, &product_meta, size);
             // Local taste: each store likes each SKU a little more or less than the chain does.
-            let mut shares: Vec<f32> = assortment
-                .iter()
-                .map(|&p| (product_meta[p as usize].popularity * rand::Rng::random_range(&mut rng, 0.7..1.4)) as f32)
-                .collect();
+            let mut shares: Vec<f32> =
+                assortment.iter().map(|&p| (product_meta[p as usize].popularity * rand::Rng::random_range(&mut rng, 0.7..1.4)) as f32).collect();
             let total: f32 = shares.iter().sum();
             shares.iter_mut().for_each(|s| *s /= total);
             assortments.push(assortment);
@@ -79,9 +77,10 @@ impl World {
 
     /// Every (store_id, product_id) carried, for an assortment table.
     pub fn assortment_pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.assortments.iter().enumerate().flat_map(move |(s, skus)| {
-            skus.iter().map(move |&p| (self.stores[s].store_id.as_str(), self.products[p as usize].product_id.as_str()))
-        })
+        self.assortments
+            .iter()
+            .enumerate()
+            .flat_map(move |(s, skus)| skus.iter().map(move |&p| (self.stores[s].store_id.as_str(), self.products[p as usize].product_id.as_str())))
     }
 
     pub fn carries(&self, store: usize, product: usize) -> bool {

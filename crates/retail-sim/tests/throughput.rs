@@ -8,7 +8,15 @@ use std::time::Instant;
 #[test]
 #[ignore = "a measurement, not a check; run explicitly"]
 fn events_per_second_in_backfill() {
-    let config = WorldConfig { stores: 100, products: 5_000, skus_per_store: 5_000, traffic_per_store_minute: 3.0, demand_truth: false, threads: 2, ..Default::default() };
+    let config = WorldConfig {
+        stores: 100,
+        products: 5_000,
+        skus_per_store: 5_000,
+        traffic_per_store_minute: 3.0,
+        demand_truth: false,
+        threads: 2,
+        ..Default::default()
+    };
     let t = Instant::now();
     let world = Arc::new(World::generate(&config).unwrap());
     println!("world: {:.2} s", t.elapsed().as_secs_f64());

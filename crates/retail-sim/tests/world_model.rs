@@ -71,9 +71,19 @@ fn every_kind_of_event_and_reason_occurs() {
         seen.insert(kind);
     }
     for k in [
-        "sale", "inventory:Sale", "inventory:Restock", "inventory:Return", "inventory:Damage", "inventory:Theft",
-        "inventory:CountCorrection", "price:Promotion", "price:PromotionEnd", "price:CostChange",
-        "customer:StoreVisit", "customer:LoyaltySignup", "customer:LoyaltyRedeem",
+        "sale",
+        "inventory:Sale",
+        "inventory:Restock",
+        "inventory:Return",
+        "inventory:Damage",
+        "inventory:Theft",
+        "inventory:CountCorrection",
+        "price:Promotion",
+        "price:PromotionEnd",
+        "price:CostChange",
+        "customer:StoreVisit",
+        "customer:LoyaltySignup",
+        "customer:LoyaltyRedeem",
     ] {
         assert!(seen.contains(k), "no {k} in {seen:?}");
     }
@@ -92,7 +102,9 @@ fn stock_is_physical() {
     let r = busy_run();
     let stuck: Vec<&AnomalyLabel> = r.truth.anomalies.iter().filter(|a| a.kind == InjectedAnomaly::StuckPos).collect();
     let is_stuck = |s: &SaleTransaction| {
-        stuck.iter().any(|a| a.store_id == s.store_id && a.product_id == s.product_id && s.timestamp >= a.start && s.timestamp <= a.end && s.customer_id.is_none())
+        stuck
+            .iter()
+            .any(|a| a.store_id == s.store_id && a.product_id == s.product_id && s.timestamp >= a.start && s.timestamp <= a.end && s.customer_id.is_none())
     };
     let mut last: HashMap<(&str, &str), i32> = HashMap::new();
     let mut sale_updates: HashMap<&str, i32> = HashMap::new();
@@ -282,11 +294,7 @@ fn traffic_knob_sets_the_event_rate() {
     let world = World::generate(&config(16, 200, 0.0)).unwrap();
     let open_minutes: f64 = world.stores().iter().map(|s| (s.closes_hour - s.opens_hour) as f64 * 60.0).sum();
     let ordinary_days = daily_demand(r).keys().filter(|d| ordinary(**d)).count() as f64;
-    let events_on_ordinary_days = r
-        .events
-        .iter()
-        .filter(|e| ordinary(e.timestamp().date_naive()))
-        .count() as f64;
+    let events_on_ordinary_days = r.events.iter().filter(|e| ordinary(e.timestamp().date_naive())).count() as f64;
     let per_minute = events_on_ordinary_days / (open_minutes * ordinary_days);
     // 10 events/min asked; late-autumn seasonality and weather move it a little.
     assert!((7.0..13.0).contains(&per_minute), "{per_minute} events per open store-minute");

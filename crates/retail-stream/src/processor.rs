@@ -13,9 +13,8 @@ use crate::validate::{self, TopicKind};
 use chrono::{DateTime, Utc};
 use retail_bus::{Message, TopicPartition};
 use retail_core::{
-    stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, FactInventory,
-    FactSale, InventoryReason, InventoryUpdate, RestockAlert, SaleTransaction, SalesWindow,
-    Severity, StockLevel, SCHEMA_VERSION,
+    stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, FactInventory, FactSale, InventoryReason, InventoryUpdate,
+    RestockAlert, SaleTransaction, SalesWindow, Severity, StockLevel, SCHEMA_VERSION,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -127,13 +126,7 @@ struct StockView {
 
 impl Processor {
     pub fn new(cfg: ProcessorConfig, catalog: &Catalog) -> Processor {
-        Processor {
-            cfg,
-            catalog: index_catalog(catalog),
-            product_info: Vec::new(),
-            names: Interner::default(),
-            parts: BTreeMap::new(),
-        }
+        Processor { cfg, catalog: index_catalog(catalog), product_info: Vec::new(), names: Interner::default(), parts: BTreeMap::new() }
     }
 
     pub fn config(&self) -> &ProcessorConfig {
@@ -147,13 +140,7 @@ impl Processor {
         let (state, resume) = match snapshot {
             Some(s) => {
                 if s.format != crate::state::SNAPSHOT_FORMAT || s.topic != topic || s.partition != partition {
-                    return Err(StateError::Mismatch {
-                        topic: topic.into(),
-                        partition,
-                        format: s.format,
-                        held_topic: s.topic,
-                        held_partition: s.partition,
-                    });
+                    return Err(StateError::Mismatch { topic: topic.into(), partition, format: s.format, held_topic: s.topic, held_partition: s.partition });
                 }
                 let resume = s.next_offset;
                 (PartState::from_snapshot(kind, s, &mut self.names), Some(resume))
@@ -182,10 +169,7 @@ impl Processor {
 
     /// For each owned partition, the offset of the next record to read (what to commit).
     pub fn positions(&self) -> Vec<(TopicPartition, i64)> {
-        self.parts
-            .iter()
-            .map(|((k, p), s)| (TopicPartition { topic: k.topic().to_string(), partition: *p }, s.next_offset))
-            .collect()
+        self.parts.iter().map(|((k, p), s)| (TopicPartition { topic: k.topic().to_string(), partition: *p }, s.next_offset)).collect()
     }
 
     /// Open windows and tracked store×SKUs, for gauges.
@@ -262,7 +246,15 @@ impl Processor {
                 if let Some(info) = self.info(pid) {
                     let ratio = p.new_price / info.list_price.max(0.01);
                     if !(0.2..=5.0).contains(&ratio) {
-                        out.anomalies.push(anomaly(AnomalyKind::PriceOutlier, &p.store_id, &p.product_id, ratio, format!("new price {} is {:.2}× the list price {}", p.new_price, ratio, info.list_price), &p.price_change_id, ts));
+                        out.anomalies.push(anomaly(
+                            AnomalyKind::PriceOutlier,
+                            &p.store_id,
+                            &p.product_id,
+                            ratio,
+                            format!("new price {} is {:.2}× the list price {}", p.new_price, ratio, info.list_price),
+                            &p.price_change_id,
+                            ts,
+                        ));
                     }
                 }
             }
@@ -362,13 +354,29 @@ impl Processor {
 
         let qty = part.qty_norm.entry(product).or_default().score_then_update(s.quantity as f64, cfg.outlier_min_samples, 1.0);
         if let Some(z) = qty.filter(|z| *z > cfg.outlier_z) {
-            out.anomalies.push(anomaly(AnomalyKind::QuantityOutlier, &s.store_id, &s.product_id, z, format!("quantity {} far from this SKU's normal", s.quantity), &s.transaction_id, ts));
+            out.anomalies.push(anomaly(
+                AnomalyKind::QuantityOutlier,
+                &s.store_id,
+                &s.product_id,
+                z,
+                format!("quantity {} far from this SKU's normal", s.quantity),
+                &s.transaction_id,
+                ts,
+            ));
         }
         let norm = part.price_norm.entry(product).or_default();
         // Promotions move prices by tens of percent; only a deviation of many times 10 % counts.
         let floor = 0.1 * norm.mean.abs().max(0.01);
         if let Some(z) = norm.score_then_update(s.unit_price, cfg.outlier_min_samples, floor).filter(|z| *z > cfg.outlier_z) {
-            out.anomalies.push(anomaly(AnomalyKind::PriceOutlier, &s.store_id, &s.product_id, z, format!("unit price {} far from this SKU's normal {:.2}", s.unit_price, norm.mean), &s.transaction_id, ts));
+            out.anomalies.push(anomaly(
+                AnomalyKind::PriceOutlier,
+                &s.store_id,
+                &s.product_id,
+                z,
+                format!("unit price {} far from this SKU's normal {:.2}", s.unit_price, norm.mean),
+                &s.transaction_id,
+                ts,
+            ));
         }
     }
 
@@ -381,15 +389,39 @@ impl Processor {
         let st = part.stock.entry(key).or_default();
 
         if st.known && i.previous_quantity != st.on_hand {
-            out.anomalies.push(anomaly(AnomalyKind::StockMismatch, &i.store_id, &i.product_id, (i.previous_quantity - st.on_hand).abs() as f64, format!("update says previous stock {} but the stream's count is {}: a movement is missing or doubled", i.previous_quantity, st.on_hand), &i.inventory_id, ts));
+            out.anomalies.push(anomaly(
+                AnomalyKind::StockMismatch,
+                &i.store_id,
+                &i.product_id,
+                (i.previous_quantity - st.on_hand).abs() as f64,
+                format!("update says previous stock {} but the stream's count is {}: a movement is missing or doubled", i.previous_quantity, st.on_hand),
+                &i.inventory_id,
+                ts,
+            ));
         }
         if i.new_quantity < 0 {
-            out.anomalies.push(anomaly(AnomalyKind::NegativeStock, &i.store_id, &i.product_id, -i.new_quantity as f64, format!("stock would be {}", i.new_quantity), &i.inventory_id, ts));
+            out.anomalies.push(anomaly(
+                AnomalyKind::NegativeStock,
+                &i.store_id,
+                &i.product_id,
+                -i.new_quantity as f64,
+                format!("stock would be {}", i.new_quantity),
+                &i.inventory_id,
+                ts,
+            ));
         }
         let drop = -i.quantity_change;
         let explained = matches!(i.reason, InventoryReason::Sale | InventoryReason::Transfer);
         if !explained && drop >= cfg.unexplained_drop_min_units && drop as f64 >= cfg.unexplained_drop_fraction * i.previous_quantity.max(1) as f64 {
-            out.anomalies.push(anomaly(AnomalyKind::UnexplainedStockDrop, &i.store_id, &i.product_id, drop as f64 / i.previous_quantity.max(1) as f64, format!("stock fell by {drop} ({}) without sales", i.reason.as_str()), &i.inventory_id, ts));
+            out.anomalies.push(anomaly(
+                AnomalyKind::UnexplainedStockDrop,
+                &i.store_id,
+                &i.product_id,
+                drop as f64 / i.previous_quantity.max(1) as f64,
+                format!("stock fell by {drop} ({}) without sales", i.reason.as_str()),
+                &i.inventory_id,
+                ts,
+            ));
         }
 
         st.roll_to(ts, cfg.velocity_alpha);
@@ -505,7 +537,15 @@ fn stock_view(cfg: &ProcessorConfig, st: &StockState, info: Option<ProductInfo>)
 }
 
 /// Open, escalate or resolve the store×SKU's restock alert after a stock change.
-fn evaluate_alert(cfg: &ProcessorConfig, st: &mut StockState, v: &StockView, info: Option<ProductInfo>, i: &InventoryUpdate, ts: i64, stats: &mut crate::processor::BatchStats) -> Option<RestockAlert> {
+fn evaluate_alert(
+    cfg: &ProcessorConfig,
+    st: &mut StockState,
+    v: &StockView,
+    info: Option<ProductInfo>,
+    i: &InventoryUpdate,
+    ts: i64,
+    stats: &mut crate::processor::BatchStats,
+) -> Option<RestockAlert> {
     let below_rop = st.on_hand < v.reorder_point;
     let triggered = v.risk >= cfg.risk_threshold || below_rop || st.on_hand <= 0;
     let severity: u8 = if st.on_hand <= 0 {

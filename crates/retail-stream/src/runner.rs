@@ -63,12 +63,7 @@ impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
             group: "retail-stream".into(),
-            topics: vec![
-                topics::SALES.into(),
-                topics::INVENTORY.into(),
-                topics::PRICE_CHANGES.into(),
-                topics::CUSTOMER_EVENTS.into(),
-            ],
+            topics: vec![topics::SALES.into(), topics::INVENTORY.into(), topics::PRICE_CHANGES.into(), topics::CUSTOMER_EVENTS.into()],
             max_batch: 40_000,
             sink_chunk: 10_000,
             validate_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -358,12 +353,48 @@ fn sunk(metrics: &StreamMetrics, sink: &str, n: usize) {
 async fn write_warehouse_and_bus(sinks: &Sinks, out: &Outputs) -> Result<(), StreamError> {
     let wh = &sinks.warehouse;
     let r = WarehouseError::is_retryable;
-    let sales = async { if out.sales.is_empty() { Ok(()) } else { retry("fact_sales insert", r, || wh.insert_sales(&out.sales)).await } };
-    let inv = async { if out.inventory.is_empty() { Ok(()) } else { retry("fact_inventory insert", r, || wh.insert_inventory(&out.inventory)).await } };
-    let win = async { if out.windows.is_empty() { Ok(()) } else { retry("rt_sales_5min upsert", r, || wh.upsert_sales_windows(&out.windows)).await } };
-    let stock = async { if out.stock.is_empty() { Ok(()) } else { retry("rt_stock upsert", r, || wh.upsert_stock(&out.stock)).await } };
-    let alerts = async { if out.alerts.is_empty() { Ok(()) } else { retry("rt_restock_alerts insert", r, || wh.insert_alerts(&out.alerts)).await } };
-    let anomalies = async { if out.anomalies.is_empty() { Ok(()) } else { retry("rt_anomalies insert", r, || wh.insert_anomalies(&out.anomalies)).await } };
+    let sales = async {
+        if out.sales.is_empty() {
+            Ok(())
+        } else {
+            retry("fact_sales insert", r, || wh.insert_sales(&out.sales)).await
+        }
+    };
+    let inv = async {
+        if out.inventory.is_empty() {
+            Ok(())
+        } else {
+            retry("fact_inventory insert", r, || wh.insert_inventory(&out.inventory)).await
+        }
+    };
+    let win = async {
+        if out.windows.is_empty() {
+            Ok(())
+        } else {
+            retry("rt_sales_5min upsert", r, || wh.upsert_sales_windows(&out.windows)).await
+        }
+    };
+    let stock = async {
+        if out.stock.is_empty() {
+            Ok(())
+        } else {
+            retry("rt_stock upsert", r, || wh.upsert_stock(&out.stock)).await
+        }
+    };
+    let alerts = async {
+        if out.alerts.is_empty() {
+            Ok(())
+        } else {
+            retry("rt_restock_alerts insert", r, || wh.insert_alerts(&out.alerts)).await
+        }
+    };
+    let anomalies = async {
+        if out.anomalies.is_empty() {
+            Ok(())
+        } else {
+            retry("rt_anomalies insert", r, || wh.insert_anomalies(&out.anomalies)).await
+        }
+    };
     tokio::try_join!(sales, inv, win, stock, alerts, anomalies)?;
     let m = &sinks.metrics;
     sunk(m, "fact_sales", out.sales.len());
@@ -375,16 +406,9 @@ async fn write_warehouse_and_bus(sinks: &Sinks, out: &Outputs) -> Result<(), Str
 
     // Dead letters and alerts to the bus: at-least-once (a replay may publish them again;
     // each carries its source offset or stable alert id, so readers can drop repeats).
-    let dlq: Vec<(Vec<u8>, Vec<u8>)> = out
-        .dead_letters
-        .iter()
-        .map(|d| (d.source_topic.as_bytes().to_vec(), serde_json::to_vec(d).unwrap_or_default()))
-        .collect();
-    let alerts: Vec<(Vec<u8>, Vec<u8>)> = out
-        .alerts
-        .iter()
-        .map(|a| (a.store_id.as_bytes().to_vec(), Event::Alert(a.clone()).to_json()))
-        .collect();
+    let dlq: Vec<(Vec<u8>, Vec<u8>)> =
+        out.dead_letters.iter().map(|d| (d.source_topic.as_bytes().to_vec(), serde_json::to_vec(d).unwrap_or_default())).collect();
+    let alerts: Vec<(Vec<u8>, Vec<u8>)> = out.alerts.iter().map(|a| (a.store_id.as_bytes().to_vec(), Event::Alert(a.clone()).to_json())).collect();
     let mut records: Vec<Record> = dlq.iter().map(|(k, p)| Record { topic: topics::DEAD_LETTER, key: k, payload: p }).collect();
     records.extend(alerts.iter().map(|(k, p)| Record { topic: topics::RESTOCK_ALERTS, key: k, payload: p }));
     if !records.is_empty() {
@@ -883,7 +907,12 @@ impl Runner {
                 tracing::warn!(%e, "offset commit failed; the next checkpoint retries");
             }
         }
-        tracing::debug!(flush_ms = flushed.as_millis() as u64, snapshots_ms = snapshotted.saturating_sub(flushed).as_millis() as u64, commit_ms = t.elapsed().saturating_sub(snapshotted).as_millis() as u64, "checkpoint");
+        tracing::debug!(
+            flush_ms = flushed.as_millis() as u64,
+            snapshots_ms = snapshotted.saturating_sub(flushed).as_millis() as u64,
+            commit_ms = t.elapsed().saturating_sub(snapshotted).as_millis() as u64,
+            "checkpoint"
+        );
         self.metrics.add_stage_time(Stage::Checkpoint, t.elapsed());
         self.last_checkpoint = Instant::now();
         self.dirty_since_checkpoint = false;

@@ -301,7 +301,7 @@ mod tests {
         assert_eq!((s.hours, s.mean), (1, 10.0));
         s.hour_units += 6;
         s.roll_to(t0 + 3 * HOUR_MS, 0.5); // 13:00 → folds 6 then an empty 12:00 hour
-        // 10 → 10+0.5·(6−10)=8 → 8+0.5·(0−8)=4
+                                          // 10 → 10+0.5·(6−10)=8 → 8+0.5·(0−8)=4
         assert_eq!((s.hours, s.mean), (3, 4.0));
         assert!(s.var > 0.0);
         // An older event does not move the bucket back.

@@ -15,11 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn processor_core_events_per_second() {
     let (records, exp) = generate(400_000, 3, 9);
     let now = chrono::Utc::now();
-    let msgs: Vec<retail_bus::Message> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (t, _, p))| msg(t, 0, i as i64, p, now))
-        .collect();
+    let msgs: Vec<retail_bus::Message> = records.iter().enumerate().map(|(i, (t, _, p))| msg(t, 0, i as i64, p, now)).collect();
     let started = std::time::Instant::now();
     let mut valid = 0;
     for m in &msgs {

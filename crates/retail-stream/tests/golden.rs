@@ -214,11 +214,7 @@ fn outliers_and_stuck_pos_are_flagged() {
     let kinds: Vec<(AnomalyKind, Option<String>)> = out.anomalies.iter().map(|a| (a.kind, a.event_id.clone())).collect();
     assert_eq!(
         kinds,
-        vec![
-            (AnomalyKind::QuantityOutlier, Some(uuid(60))),
-            (AnomalyKind::PriceOutlier, Some(uuid(61))),
-            (AnomalyKind::StuckPos, Some(uuid(104))),
-        ]
+        vec![(AnomalyKind::QuantityOutlier, Some(uuid(60))), (AnomalyKind::PriceOutlier, Some(uuid(61))), (AnomalyKind::StuckPos, Some(uuid(104))),]
     );
     // Replaying the same input gives the same anomaly ids (idempotent warehouse keys).
     let mut again = Processor::new(ProcessorConfig::default(), &stock_catalog());

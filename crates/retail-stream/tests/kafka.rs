@@ -12,7 +12,11 @@ use std::time::Duration;
 
 fn broker() -> String {
     let b = std::env::var("RETAIL_TEST_KAFKA").expect("RETAIL_TEST_KAFKA=host:port");
-    if b.contains("://") { b } else { format!("kafka://{b}") }
+    if b.contains("://") {
+        b
+    } else {
+        format!("kafka://{b}")
+    }
 }
 
 /// A run's id prefixes its records' ids. Tests in this binary run in parallel against one broker
@@ -96,11 +100,8 @@ async fn sigkill_at_random_points_on_kafka_loses_and_duplicates_nothing() {
     // A killed member stays in the group until its session times out, and a restarted one is
     // assigned only after that (Kafka's default is 45 s; a rebalance waits for the members it
     // knows up to max.poll.interval.ms): short timeouts keep each round to seconds.
-    let quick_group: &[&str] = &[
-        "--kafka-property", "session.timeout.ms=6000",
-        "--kafka-property", "heartbeat.interval.ms=1000",
-        "--kafka-property", "max.poll.interval.ms=10000",
-    ];
+    let quick_group: &[&str] =
+        &["--kafka-property", "session.timeout.ms=6000", "--kafka-property", "heartbeat.interval.ms=1000", "--kafka-property", "max.poll.interval.ms=10000"];
     let mut rng = Lcg(run as u64);
     for round in 0..4 {
         let mut args = vec!["--checkpoint-ms", "300"];

@@ -31,15 +31,65 @@ async fn malformed_records_are_dead_lettered_with_reasons_and_good_ones_flow() {
     };
     let bad: Vec<(&str, String, &str)> = vec![
         ("truncated JSON", base[..base.len() - 20].to_string(), "malformed JSON"),
-        ("wrong type", patch(&|m| { m.insert("quantity".into(), "two".into()); }), "quantity"),
-        ("missing field", patch(&|m| { m.remove("store_id"); }), "missing field `store_id`"),
-        ("negative quantity", patch(&|m| { m.insert("quantity".into(), (-3).into()); }), "quantity"),
-        ("unknown enum", patch(&|m| { m.insert("payment_method".into(), "barter".into()); }), "payment_method"),
-        ("absurd future time", patch(&|m| { m.insert("timestamp".into(), "2999-01-01T00:00:00Z".into()); }), "future"),
-        ("absurd past time", patch(&|m| { m.insert("timestamp".into(), "1970-01-01T00:00:00Z".into()); }), "before 2000"),
-        ("huge payload", patch(&|m| { m.insert("promotion_id".into(), "x".repeat(100_000).into()); }), "limit"),
+        (
+            "wrong type",
+            patch(&|m| {
+                m.insert("quantity".into(), "two".into());
+            }),
+            "quantity",
+        ),
+        (
+            "missing field",
+            patch(&|m| {
+                m.remove("store_id");
+            }),
+            "missing field `store_id`",
+        ),
+        (
+            "negative quantity",
+            patch(&|m| {
+                m.insert("quantity".into(), (-3).into());
+            }),
+            "quantity",
+        ),
+        (
+            "unknown enum",
+            patch(&|m| {
+                m.insert("payment_method".into(), "barter".into());
+            }),
+            "payment_method",
+        ),
+        (
+            "absurd future time",
+            patch(&|m| {
+                m.insert("timestamp".into(), "2999-01-01T00:00:00Z".into());
+            }),
+            "future",
+        ),
+        (
+            "absurd past time",
+            patch(&|m| {
+                m.insert("timestamp".into(), "1970-01-01T00:00:00Z".into());
+            }),
+            "before 2000",
+        ),
+        (
+            "huge payload",
+            patch(&|m| {
+                m.insert("promotion_id".into(), "x".repeat(100_000).into());
+            }),
+            "limit",
+        ),
         ("not JSON at all", "\u{0}\u{1}garbage".to_string(), "malformed JSON"),
-        ("several problems", patch(&|m| { m.insert("quantity".into(), "x".into()); m.remove("basket_id"); m.insert("colour".into(), "red".into()); }), "colour"),
+        (
+            "several problems",
+            patch(&|m| {
+                m.insert("quantity".into(), "x".into());
+                m.remove("basket_id");
+                m.insert("colour".into(), "red".into());
+            }),
+            "colour",
+        ),
     ];
     let mut payloads: Vec<String> = Vec::new();
     for (i, (_, p, _)) in bad.iter().enumerate() {

@@ -56,8 +56,8 @@ impl HolidayCalendar {
                 continue;
             }
             let (date, name) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
-                .map_err(|e| format!("holiday line {}: `{line}`: {e} (expected `YYYY-MM-DD Name`)", i + 1))?;
+            let date =
+                NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|e| format!("holiday line {}: `{line}`: {e} (expected `YYYY-MM-DD Name`)", i + 1))?;
             let name = name.trim();
             cal.add(date, if name.is_empty() { "Holiday" } else { name });
         }

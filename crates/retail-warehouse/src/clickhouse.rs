@@ -75,7 +75,13 @@ impl ClickHouseWarehouse {
         if !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(bad(format!("database name `{database}` must be letters, digits or _")));
         }
-        let user = if !url_user.is_empty() { url_user } else if options.user.is_empty() { "default".into() } else { options.user.clone() };
+        let user = if !url_user.is_empty() {
+            url_user
+        } else if options.user.is_empty() {
+            "default".into()
+        } else {
+            options.user.clone()
+        };
         let password = url_password.unwrap_or_else(|| options.password.clone());
         let client = reqwest::Client::builder()
             .timeout(options.timeout)
@@ -115,10 +121,8 @@ impl ClickHouseWarehouse {
             ))
         })?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| WarehouseError::Unavailable(format!("ClickHouse at {}: reading the response: {}", self.shown, root_cause(&e))))?;
+        let body =
+            resp.bytes().await.map_err(|e| WarehouseError::Unavailable(format!("ClickHouse at {}: reading the response: {}", self.shown, root_cause(&e))))?;
         if status.is_success() {
             return Ok(body.to_vec());
         }
@@ -127,10 +131,7 @@ impl ClickHouseWarehouse {
         if RETRYABLE_CODES.iter().any(|c| text.contains(c)) || status.as_u16() == 503 {
             Err(WarehouseError::Unavailable(format!("ClickHouse at {}: {short}", self.shown)))
         } else if text.contains("Code: 192,") || text.contains("Code: 193,") || text.contains("Code: 516,") || status.as_u16() == 401 {
-            Err(WarehouseError::Other(format!(
-                "ClickHouse at {} refused user `{}`: {short} — check the user and password",
-                self.shown, self.user
-            )))
+            Err(WarehouseError::Other(format!("ClickHouse at {} refused user `{}`: {short} — check the user and password", self.shown, self.user)))
         } else {
             Err(WarehouseError::Query(format!("ClickHouse: {short}")))
         }
@@ -154,14 +155,8 @@ impl ClickHouseWarehouse {
         let order = t.order_by.join(", ");
         let part = t.partition_by.map(|p| format!(" PARTITION BY {p}")).unwrap_or_default();
         match t.kind {
-            Kind::Fact => vec![format!(
-                "CREATE TABLE IF NOT EXISTS {db}.{} ({cols}) ENGINE = ReplacingMergeTree(){part} ORDER BY ({order})",
-                t.name
-            )],
-            Kind::Dimension => vec![format!(
-                "CREATE TABLE IF NOT EXISTS {db}.{} ({cols}) ENGINE = MergeTree(){part} ORDER BY ({order})",
-                t.name
-            )],
+            Kind::Fact => vec![format!("CREATE TABLE IF NOT EXISTS {db}.{} ({cols}) ENGINE = ReplacingMergeTree(){part} ORDER BY ({order})", t.name)],
+            Kind::Dimension => vec![format!("CREATE TABLE IF NOT EXISTS {db}.{} ({cols}) ENGINE = MergeTree(){part} ORDER BY ({order})", t.name)],
             Kind::Upsert { version } => vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {db}.{}_versions ({cols}) ENGINE = ReplacingMergeTree({}){part} ORDER BY ({order})",
@@ -188,10 +183,7 @@ impl ClickHouseWarehouse {
                     .collect();
                 let filter = if r.only_out_of_stock { " WHERE quantity_on_hand <= 0" } else { "" };
                 vec![
-                    format!(
-                        "CREATE TABLE IF NOT EXISTS {db}.{} ({cols}) ENGINE = SummingMergeTree(){part} ORDER BY ({order})",
-                        t.name
-                    ),
+                    format!("CREATE TABLE IF NOT EXISTS {db}.{} ({cols}) ENGINE = SummingMergeTree(){part} ORDER BY ({order})", t.name),
                     format!(
                         "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{name}_mv TO {db}.{name} AS \
                          SELECT {keys}, {measures} FROM {db}.{source}{filter} GROUP BY {keys}",
@@ -215,11 +207,7 @@ impl ClickHouseWarehouse {
     /// Add columns this build expects but an older table lacks (the only migration needed so far).
     async fn migrate_columns(&self, t: &Table) -> Result<(), WarehouseError> {
         let target = Self::target(t);
-        let sql = format!(
-            "SELECT name FROM system.columns WHERE database = {} AND table = {} FORMAT TabSeparated",
-            quote(&self.database),
-            quote(&target)
-        );
+        let sql = format!("SELECT name FROM system.columns WHERE database = {} AND table = {} FORMAT TabSeparated", quote(&self.database), quote(&target));
         let body = self.post(&sql, None, false).await?;
         let have: HashSet<String> = String::from_utf8_lossy(&body).lines().map(str::to_string).collect();
         for (name, ty) in t.columns {
@@ -274,10 +262,7 @@ impl ClickHouseWarehouse {
         let mut existing: HashSet<String> = HashSet::new();
         for chunk in all.chunks(LOOKUP_CHUNK) {
             let in_list = chunk.iter().map(|s| quote(s)).collect::<Vec<_>>().join(",");
-            let sql = format!(
-                "SELECT {id_col} FROM {}.{} WHERE {date_filter}{id_col} IN ({in_list}) FORMAT TabSeparated",
-                self.database, t.name
-            );
+            let sql = format!("SELECT {id_col} FROM {}.{} WHERE {date_filter}{id_col} IN ({in_list}) FORMAT TabSeparated", self.database, t.name);
             let body = self.post(&sql, None, false).await?;
             existing.extend(String::from_utf8_lossy(&body).lines().map(str::to_string));
         }

@@ -29,9 +29,9 @@
 //!
 //! Queries run on a cached DataFusion context that is rebuilt only when a table changed.
 
+use crate::hash_table::{HashTable, PREFETCH_AHEAD};
 use crate::result::from_batches;
 use crate::rollup::{rollup_batch, KeyCodes};
-use crate::hash_table::{HashTable, PREFETCH_AHEAD};
 use crate::row_hash::{hash_rows, to_u64};
 use crate::rows::{self, FeatureValue, Prediction};
 use crate::schema::{self, Kind, Measure, Table, ROLLUPS, TABLES};
@@ -588,14 +588,9 @@ impl EmbeddedWarehouse {
         let mut tables = HashMap::new();
         for t in TABLES {
             let st = match t.kind {
-                Kind::Fact => TableState::Append(AppendTable {
-                    batches: vec![],
-                    rows: 0,
-                    persisted_rows: 0,
-                    keys: HashTable::default(),
-                    parts: vec![],
-                    obsolete: vec![],
-                }),
+                Kind::Fact => {
+                    TableState::Append(AppendTable { batches: vec![], rows: 0, persisted_rows: 0, keys: HashTable::default(), parts: vec![], obsolete: vec![] })
+                }
                 Kind::Upsert { .. } | Kind::Dimension => TableState::Keyed(KeyedTable::new()),
                 Kind::Rollup => TableState::Rollup(vec![]),
             };
@@ -617,14 +612,7 @@ impl EmbeddedWarehouse {
     async fn read_table(lake: &Lake, t: &Table) -> Result<TableFiles, WarehouseError> {
         let prefix = prefix(t);
         'attempt: for _ in 0..LOAD_ATTEMPTS {
-            let listed: Vec<String> = lake
-                .list(&prefix)
-                .await
-                .map_err(lake_err)?
-                .into_iter()
-                .map(|o| o.key)
-                .filter(|k| k.ends_with(".parquet"))
-                .collect();
+            let listed: Vec<String> = lake.list(&prefix).await.map_err(lake_err)?.into_iter().map(|o| o.key).filter(|k| k.ends_with(".parquet")).collect();
             let (load, superseded) = match t.kind {
                 Kind::Fact => (listed.clone(), vec![]),
                 _ => keyed_files(&prefix, listed.clone()),
@@ -911,11 +899,7 @@ impl EmbeddedWarehouse {
                 None => None,
                 Some(from_part) => {
                     let snapshot = from_part == 0;
-                    let start = if snapshot {
-                        0
-                    } else {
-                        k.parts.get(from_part).map_or(k.flushed, |p| p.start)
-                    };
+                    let start = if snapshot { 0 } else { k.parts.get(from_part).map_or(k.flushed, |p| p.start) };
                     let mut batches = k.alive_since(start)?;
                     if batches.is_empty() {
                         batches.push(RecordBatch::new_empty(t.arrow_schema()));

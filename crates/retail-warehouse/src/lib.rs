@@ -13,9 +13,9 @@ pub mod embedded;
 mod hash_table;
 pub mod queries;
 pub mod result;
-pub mod rows;
 mod rollup;
 mod row_hash;
+pub mod rows;
 pub mod schema;
 
 pub use calendar::{dim_date, HolidayCalendar};
@@ -25,9 +25,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use retail_core::{
-    AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store,
-};
+use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
 use serde::{Deserialize, Serialize};
 
 /// `dim_date`: one row per calendar day.
@@ -146,9 +144,7 @@ pub async fn open(url: &str, options: &WarehouseOptions, lake: Option<retail_lak
     let scheme = url.split_once("://").map(|(s, _)| s);
     match (url, scheme) {
         ("embedded", _) | (_, Some("embedded")) => Ok(Arc::new(embedded::EmbeddedWarehouse::open_with_staleness(lake, options.embedded_max_staleness).await?)),
-        (_, Some("clickhouse" | "clickhouses" | "http" | "https")) => {
-            Ok(Arc::new(clickhouse::ClickHouseWarehouse::new(url, options)?))
-        }
+        (_, Some("clickhouse" | "clickhouses" | "http" | "https")) => Ok(Arc::new(clickhouse::ClickHouseWarehouse::new(url, options)?)),
         _ => Err(WarehouseError::BadUrl {
             url: url.to_string(),
             reason: "expected `embedded`, clickhouse://host:8123, http(s)://host:8123 or clickhouses://host:8443".into(),

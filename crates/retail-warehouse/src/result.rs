@@ -41,7 +41,13 @@ pub fn from_batches(batches: &[RecordBatch]) -> Result<QueryResult, WarehouseErr
                         vals.push(if a.is_null(i) { Value::Null } else { Value::from(a.value(i)) });
                     }
                 }
-                DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..) => {
+                DataType::Float16
+                | DataType::Float32
+                | DataType::Float64
+                | DataType::Decimal32(..)
+                | DataType::Decimal64(..)
+                | DataType::Decimal128(..)
+                | DataType::Decimal256(..) => {
                     let a = cast(col, &DataType::Float64).map_err(err)?;
                     let a = a.as_primitive::<Float64Type>();
                     for i in 0..n {
@@ -144,13 +150,8 @@ pub fn from_clickhouse_json_compact(body: &[u8]) -> Result<QueryResult, Warehous
         meta: Vec<Meta>,
         data: Vec<Vec<Value>>,
     }
-    let b: Body = serde_json::from_slice(body)
-        .map_err(|e| WarehouseError::Query(format!("unexpected ClickHouse response: {e}")))?;
-    let rows = b
-        .data
-        .into_iter()
-        .map(|r| r.into_iter().zip(&b.meta).map(|(v, m)| clickhouse_value(&m.ty, v)).collect())
-        .collect();
+    let b: Body = serde_json::from_slice(body).map_err(|e| WarehouseError::Query(format!("unexpected ClickHouse response: {e}")))?;
+    let rows = b.data.into_iter().map(|r| r.into_iter().zip(&b.meta).map(|(v, m)| clickhouse_value(&m.ty, v)).collect()).collect();
     Ok(QueryResult { columns: b.meta.into_iter().map(|m| m.name).collect(), rows })
 }
 
@@ -174,9 +175,8 @@ impl QueryResult {
                 }
             }
         }
-        let numeric: Vec<bool> = (0..self.columns.len())
-            .map(|i| self.rows.iter().all(|r| matches!(r.get(i), Some(Value::Number(_)) | Some(Value::Null))))
-            .collect();
+        let numeric: Vec<bool> =
+            (0..self.columns.len()).map(|i| self.rows.iter().all(|r| matches!(r.get(i), Some(Value::Number(_)) | Some(Value::Null)))).collect();
         let mut out = String::new();
         let line = |out: &mut String, vals: &[String], header: bool| {
             let parts: Vec<String> = vals
@@ -184,7 +184,11 @@ impl QueryResult {
                 .enumerate()
                 .map(|(i, v)| {
                     let pad = width[i].saturating_sub(v.chars().count());
-                    if numeric[i] && !header { format!("{}{v}", " ".repeat(pad)) } else { format!("{v}{}", " ".repeat(pad)) }
+                    if numeric[i] && !header {
+                        format!("{}{v}", " ".repeat(pad))
+                    } else {
+                        format!("{v}{}", " ".repeat(pad))
+                    }
                 })
                 .collect();
             out.push_str(parts.join(" | ").trim_end());
@@ -221,11 +225,7 @@ impl QueryResult {
 
     /// One JSON object per row, in an array.
     pub fn to_json(&self) -> String {
-        let objs: Vec<serde_json::Map<String, Value>> = self
-            .rows
-            .iter()
-            .map(|r| self.columns.iter().cloned().zip(r.iter().cloned()).collect())
-            .collect();
+        let objs: Vec<serde_json::Map<String, Value>> = self.rows.iter().map(|r| self.columns.iter().cloned().zip(r.iter().cloned()).collect()).collect();
         serde_json::to_string_pretty(&objs).unwrap_or_default()
     }
 }

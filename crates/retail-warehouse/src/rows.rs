@@ -4,9 +4,7 @@
 use crate::schema::{self, Table};
 use crate::{DateRow, WarehouseError};
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{
-    ArrayRef, Date32Builder, Decimal128Array, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampSecondArray,
-};
+use datafusion::arrow::array::{ArrayRef, Date32Builder, Decimal128Array, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampSecondArray};
 use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
@@ -106,8 +104,7 @@ struct AlertRow<'a> {
 }
 
 fn to_batch<S: Serialize>(table: &Table, rows: &[S]) -> Result<RecordBatch, WarehouseError> {
-    retail_lake::rows_to_batch(table.arrow_schema(), rows)
-        .map_err(|e| WarehouseError::Other(format!("cannot convert rows for {}: {e}", table.name)))
+    retail_lake::rows_to_batch(table.arrow_schema(), rows).map_err(|e| WarehouseError::Other(format!("cannot convert rows for {}: {e}", table.name)))
 }
 
 // The hot tables (facts, windows, stock) are built with Arrow builders directly rather than
@@ -137,9 +134,7 @@ fn decimals(schema: &SchemaRef, column: usize, values: Vec<i128>) -> Result<Arra
     if *schema.field(column).data_type() != DataType::Decimal128(10, 2) {
         return Err(WarehouseError::Other(format!("column {} is not Decimal(10, 2)", schema.field(column).name())));
     }
-    let array = Decimal128Array::from(values)
-        .with_precision_and_scale(10, 2)
-        .map_err(|e| WarehouseError::Other(e.to_string()))?;
+    let array = Decimal128Array::from(values).with_precision_and_scale(10, 2).map_err(|e| WarehouseError::Other(e.to_string()))?;
     Ok(Arc::new(array))
 }
 
@@ -150,8 +145,7 @@ fn seconds(schema: &SchemaRef, column: usize, values: Vec<i64>) -> ArrayRef {
 }
 
 fn assemble(table: &Table, schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch, WarehouseError> {
-    RecordBatch::try_new(schema, columns)
-        .map_err(|e| WarehouseError::Other(format!("cannot convert rows for {}: {e}", table.name)))
+    RecordBatch::try_new(schema, columns).map_err(|e| WarehouseError::Other(format!("cannot convert rows for {}: {e}", table.name)))
 }
 
 pub fn stores_batch(rows: &[Store]) -> Result<RecordBatch, WarehouseError> {
@@ -419,10 +413,8 @@ mod tests {
 
     // The serde + arrow-json path these builders replaced, kept to check them against.
     fn sales_batch_via_serde(rows: &[FactSale]) -> Result<RecordBatch, WarehouseError> {
-        let out: Vec<FactSale> = rows
-            .iter()
-            .map(|r| FactSale { revenue: cents(r.revenue), cost: cents(r.cost), profit: cents(r.profit), ..r.clone() })
-            .collect();
+        let out: Vec<FactSale> =
+            rows.iter().map(|r| FactSale { revenue: cents(r.revenue), cost: cents(r.cost), profit: cents(r.profit), ..r.clone() }).collect();
         to_batch(&schema::FACT_SALES, &out)
     }
 
@@ -453,8 +445,25 @@ mod tests {
     /// Money values that exercise rounding: binary fractions just below a cent, halves, negatives,
     /// negative zero after rounding, the largest Decimal(10,2), tiny values.
     const MONEY: &[f64] = &[
-        59.979999, 59.98, 19.99, 0.1 + 0.2, -12.345, -0.004, -0.0, 0.005, 1.005, 2.675, 123456.785, 99_999_999.99,
-        -99_999_999.99, 1e-9, 0.0, 7.0, 33.333333333, -59.979999, 1234.5649999,
+        59.979999,
+        59.98,
+        19.99,
+        0.1 + 0.2,
+        -12.345,
+        -0.004,
+        -0.0,
+        0.005,
+        1.005,
+        2.675,
+        123456.785,
+        99_999_999.99,
+        -99_999_999.99,
+        1e-9,
+        0.0,
+        7.0,
+        33.333333333,
+        -59.979999,
+        1234.5649999,
     ];
 
     const NAMES: &[&str] = &["store_001", "", "SKU-ümlaut-€", "quote\"back\\slash\nnewline", "store_1000"];

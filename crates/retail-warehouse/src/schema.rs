@@ -92,12 +92,7 @@ pub struct Table {
 
 impl Table {
     pub fn arrow_schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .map(|(n, t)| Field::new(*n, t.arrow(), *t == Ty::NullStr))
-                .collect::<Vec<_>>(),
-        ))
+        Arc::new(Schema::new(self.columns.iter().map(|(n, t)| Field::new(*n, t.arrow(), *t == Ty::NullStr)).collect::<Vec<_>>()))
     }
 
     pub fn column_names(&self) -> Vec<&'static str> {
@@ -301,14 +296,7 @@ pub const RT_ANOMALIES: Table = Table {
 
 pub const FEATURE_STORE: Table = Table {
     name: "feature_store",
-    columns: &[
-        ("feature_set", Str),
-        ("entity_id", Str),
-        ("feature_date", Date),
-        ("feature_name", Str),
-        ("value", F64),
-        ("computed_at", DateTime),
-    ],
+    columns: &[("feature_set", Str), ("entity_id", Str), ("feature_date", Date), ("feature_name", Str), ("value", F64), ("computed_at", DateTime)],
     key: &["feature_set", "entity_id", "feature_date", "feature_name"],
     order_by: &["feature_set", "entity_id", "feature_date", "feature_name"],
     partition_by: None,
@@ -358,15 +346,7 @@ pub const AGG_SALES_DAILY: Table = Table {
 
 pub const AGG_SALES_STORE_DAILY: Table = Table {
     name: "agg_sales_store_daily",
-    columns: &[
-        ("date_key", Date),
-        ("store_key", Str),
-        ("units", I64),
-        ("revenue", BigMoney),
-        ("cost", BigMoney),
-        ("profit", BigMoney),
-        ("lines", I64),
-    ],
+    columns: &[("date_key", Date), ("store_key", Str), ("units", I64), ("revenue", BigMoney), ("cost", BigMoney), ("profit", BigMoney), ("lines", I64)],
     key: &["date_key", "store_key"],
     order_by: &["date_key", "store_key"],
     partition_by: Some("toYYYYMM(date_key)"),
@@ -376,15 +356,7 @@ pub const AGG_SALES_STORE_DAILY: Table = Table {
 
 pub const AGG_SALES_PRODUCT_DAILY: Table = Table {
     name: "agg_sales_product_daily",
-    columns: &[
-        ("date_key", Date),
-        ("product_key", Str),
-        ("units", I64),
-        ("revenue", BigMoney),
-        ("cost", BigMoney),
-        ("profit", BigMoney),
-        ("lines", I64),
-    ],
+    columns: &[("date_key", Date), ("product_key", Str), ("units", I64), ("revenue", BigMoney), ("cost", BigMoney), ("profit", BigMoney), ("lines", I64)],
     key: &["date_key", "product_key"],
     order_by: &["date_key", "product_key"],
     partition_by: Some("toYYYYMM(date_key)"),

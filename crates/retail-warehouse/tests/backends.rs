@@ -266,14 +266,19 @@ async fn contract(wh: Arc<dyn Warehouse>) {
     assert_eq!(got["count_sales"]["rows"], json!([[7, 14]]), "{}", wh.backend());
     assert_eq!(got["count_inventory"]["rows"], json!([[4]]));
     assert!(same(&got["kpis"]["rows"], &json!([[60.98, 31.98, 14, 7]])), "{}: {}", wh.backend(), got["kpis"]);
-    assert!(same(
-        &got["revenue_by_day"]["rows"],
-        &json!([["2025-01-01", 29.5, 7, 15.5], ["2025-01-02", 22.48, 3, 11.48], ["2025-01-04", 9.0, 4, 5.0]])
-    ), "{}", got["revenue_by_day"]);
+    assert!(
+        same(&got["revenue_by_day"]["rows"], &json!([["2025-01-01", 29.5, 7, 15.5], ["2025-01-02", 22.48, 3, 11.48], ["2025-01-04", 9.0, 4, 5.0]])),
+        "{}",
+        got["revenue_by_day"]
+    );
     assert!(same(&got["revenue_by_category"]["rows"], &json!([["food", 31.0, 17.0, 11], ["toys", 29.98, 14.98, 3]])), "{}", got["revenue_by_category"]);
     assert_eq!(got["current_stockouts"]["rows"], json!([["store_001", "SKU1", 0, 4, "2025-01-01 11:00:00"]]));
     assert_eq!(got["open_alerts"]["rows"].as_array().unwrap().len(), 1, "{}", got["open_alerts"]);
-    assert!(same(&got["latest_windows"]["rows"], &json!([["2025-01-01 10:00:00", 3, 7.5, 3], ["2025-01-01 10:05:00", 1, 2.5, 1]])), "{}", got["latest_windows"]);
+    assert!(
+        same(&got["latest_windows"]["rows"], &json!([["2025-01-01 10:00:00", 3, 7.5, 3], ["2025-01-01 10:05:00", 1, 2.5, 1]])),
+        "{}",
+        got["latest_windows"]
+    );
     assert!(same(&got["features"]["rows"], &json!([["store_001|SKU1", "sales_7d", 2.0]])));
     assert!(same(&got["predictions"]["rows"], &json!([["demand-forecast", "store_001", "SKU1", "2025-01-05", 4.0]])));
     // January 2025: 8 weekend days; New Year's Day and MLK Day.

@@ -76,11 +76,7 @@ impl Default for Config {
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        KafkaConfig {
-            group_id: "retail-stream".into(),
-            auto_offset_reset: "earliest".into(),
-            properties: BTreeMap::new(),
-        }
+        KafkaConfig { group_id: "retail-stream".into(), auto_offset_reset: "earliest".into(), properties: BTreeMap::new() }
     }
 }
 
@@ -119,16 +115,12 @@ impl Config {
     pub fn load(file: Option<&Path>, data_dir_flag: Option<&Path>) -> anyhow::Result<Config> {
         let mut config = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?
             }
             None => Config::default(),
         };
-        let env: BTreeMap<String, String> = ENV_OVERRIDES
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-            .collect();
+        let env: BTreeMap<String, String> = ENV_OVERRIDES.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect();
         config.apply_env(&env);
         if let Some(dir) = data_dir_flag {
             config.data_dir = dir.to_path_buf();
@@ -186,7 +178,10 @@ impl Config {
         }
         match (self.warehouse.as_str(), scheme(&self.warehouse).as_deref()) {
             ("embedded", _) | (_, Some("clickhouse")) | (_, Some("http")) | (_, Some("https")) => {}
-            _ => bail!("warehouse `{}`: expected `embedded` or clickhouse://host:8123 / http(s)://host:8123 (set RETAIL_WAREHOUSE or `warehouse` in the config)", self.warehouse),
+            _ => bail!(
+                "warehouse `{}`: expected `embedded` or clickhouse://host:8123 / http(s)://host:8123 (set RETAIL_WAREHOUSE or `warehouse` in the config)",
+                self.warehouse
+            ),
         }
         match self.kafka.auto_offset_reset.as_str() {
             "earliest" | "latest" => {}

@@ -128,12 +128,7 @@ fn query_with(data_dir: &Path, sql: &str, services: &Services) -> Vec<Vec<String
         .output()
         .expect("run retail query");
     assert!(out.status.success(), "retail query failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').map(|c| c.trim_matches('"').to_string()).collect())
-        .collect()
+    String::from_utf8(out.stdout).unwrap().lines().skip(1).map(|l| l.split(',').map(|c| c.trim_matches('"').to_string()).collect()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,9 +156,7 @@ async fn demo_runs_end_to_end_and_restarts_without_duplicating_history() {
 
     // Real time: events keep arriving after the backfill.
     let events_then = num(&first["live"]["events_in"]);
-    let later = demo
-        .wait_for("live events after the backfill", Duration::from_secs(60), |s| num(&s["live"]["events_in"]) > events_then)
-        .await;
+    let later = demo.wait_for("live events after the backfill", Duration::from_secs(60), |s| num(&s["live"]["events_in"]) > events_then).await;
     assert!(total(&later, "sale_lines") >= total(&first, "sale_lines"));
 
     // The page and its assets are served; /metrics speaks Prometheus.
@@ -218,9 +211,7 @@ async fn demo_runs_on_kafka_clickhouse_and_s3() {
     let mut demo = Demo::start_with(&data, &log, &services);
     let s = demo
         .wait_for("sales in ClickHouse through Kafka", Duration::from_secs(300), |s| {
-            total(s, "sale_lines") > 0.0
-                && s["backend"] == "clickhouse"
-                && s["riskiest"].as_array().is_some_and(|r| !r.is_empty())
+            total(s, "sale_lines") > 0.0 && s["backend"] == "clickhouse" && s["riskiest"].as_array().is_some_and(|r| !r.is_empty())
         })
         .await;
     assert!(s["errors"].as_array().unwrap().is_empty(), "dashboard query errors: {}", s["errors"]);

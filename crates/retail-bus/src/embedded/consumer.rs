@@ -313,10 +313,7 @@ impl EmbeddedConsumer {
     }
 
     fn reader(&mut self, tp: &TopicPartition) -> Result<&mut PartReader, BusError> {
-        self.readers
-            .iter_mut()
-            .find(|r| r.tp == *tp)
-            .ok_or_else(|| BusError::Other(format!("{}/{} is not assigned to this consumer", tp.topic, tp.partition)))
+        self.readers.iter_mut().find(|r| r.tp == *tp).ok_or_else(|| BusError::Other(format!("{}/{} is not assigned to this consumer", tp.topic, tp.partition)))
     }
 }
 
@@ -361,8 +358,7 @@ impl Consumer for EmbeddedConsumer {
             self.reader(tp)?;
             self.committed.entry(tp.topic.clone()).or_default().insert(tp.partition, *offset);
         }
-        write_committed(&self.group_dir, &self.committed, self.inner.options.fsync)
-            .map_err(|e| io_err("cannot write committed offsets in", &self.group_dir, e))
+        write_committed(&self.group_dir, &self.committed, self.inner.options.fsync).map_err(|e| io_err("cannot write committed offsets in", &self.group_dir, e))
     }
 
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), BusError> {

@@ -135,9 +135,7 @@ impl EmbeddedBus {
                     other.trim()
                 )))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::write(&marker, FORMAT).map_err(|e| io_err("cannot write", &marker, e))?
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::write(&marker, FORMAT).map_err(|e| io_err("cannot write", &marker, e))?,
             Err(e) => return Err(io_err("cannot read", &marker, e)),
         }
         let inner = Arc::new(Inner {
@@ -150,10 +148,7 @@ impl EmbeddedBus {
         });
         if let FsyncPolicy::Interval(every) = inner.options.fsync {
             let weak = Arc::downgrade(&inner);
-            std::thread::Builder::new()
-                .name("retail-bus-fsync".into())
-                .spawn(move || flusher(weak, every))
-                .map_err(BusError::Io)?;
+            std::thread::Builder::new().name("retail-bus-fsync".into()).spawn(move || flusher(weak, every)).map_err(BusError::Io)?;
         }
         Ok(EmbeddedBus { inner })
     }
@@ -217,10 +212,9 @@ impl Inner {
             Err(e) => return Err(io_err("cannot read", &meta, e)),
         };
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| BusError::Other(format!("{}: {e}", meta.display())))?;
-        let n = v["partitions"].as_i64().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| BusError::Other(format!("{}: bad `partitions`", meta.display())))?;
-        let partitions = (0..n as i32)
-            .map(|id| Partition { id, dir: self.topic_dir(name).join(id.to_string()), writer: Mutex::new(None) })
-            .collect();
+        let n =
+            v["partitions"].as_i64().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| BusError::Other(format!("{}: bad `partitions`", meta.display())))?;
+        let partitions = (0..n as i32).map(|id| Partition { id, dir: self.topic_dir(name).join(id.to_string()), writer: Mutex::new(None) }).collect();
         let topic = Arc::new(Topic { name: name.into(), partitions });
         Ok(self.topics.write().unwrap().entry(name.to_string()).or_insert(topic).clone())
     }
@@ -240,7 +234,12 @@ impl Inner {
         match self.topic(name) {
             Ok(t) => {
                 if t.partitions.len() != partitions as usize {
-                    tracing::warn!(topic = name, existing = t.partitions.len(), requested = partitions, "topic exists with another partition count; keeping it");
+                    tracing::warn!(
+                        topic = name,
+                        existing = t.partitions.len(),
+                        requested = partitions,
+                        "topic exists with another partition count; keeping it"
+                    );
                 }
                 return Ok(());
             }
@@ -337,7 +336,12 @@ impl Inner {
         for &i in which {
             let r = &records[i as usize];
             if r.key.len() + r.payload.len() > segment::MAX_RECORD {
-                return Err(BusError::Other(format!("record of {} bytes on {} exceeds the {} byte limit", r.key.len() + r.payload.len(), topic.name, segment::MAX_RECORD)));
+                return Err(BusError::Other(format!(
+                    "record of {} bytes on {} exceeds the {} byte limit",
+                    r.key.len() + r.payload.len(),
+                    topic.name,
+                    segment::MAX_RECORD
+                )));
             }
             let at = w.seg.size + w.frames.len() as u64;
             if at >= last_indexed + segment::INDEX_INTERVAL {

@@ -125,10 +125,7 @@ pub(crate) fn decode(buf: &[u8]) -> Decoded<'_> {
 /// Read the index of a segment; entries are `(offset, position)`, ascending.
 pub(crate) fn read_index(path: &Path) -> Vec<(i64, u64)> {
     let Ok(bytes) = std::fs::read(path) else { return Vec::new() };
-    bytes
-        .chunks_exact(INDEX_ENTRY)
-        .map(|c| (i64::from_le_bytes(c[0..8].try_into().unwrap()), u64::from_le_bytes(c[8..16].try_into().unwrap())))
-        .collect()
+    bytes.chunks_exact(INDEX_ENTRY).map(|c| (i64::from_le_bytes(c[0..8].try_into().unwrap()), u64::from_le_bytes(c[8..16].try_into().unwrap()))).collect()
 }
 
 pub(crate) fn encode_index_entry(buf: &mut Vec<u8>, offset: i64, pos: u64) {
@@ -345,7 +342,7 @@ mod tests {
             encode(&mut frames, 100 + i, 5, b"k", &payload);
         }
         seg.append(&frames, &[]).unwrap(); // no index written at all
-        // A crash in the middle of the next write leaves half a record.
+                                           // A crash in the middle of the next write leaves half a record.
         let mut torn = Vec::new();
         encode(&mut torn, 150, 5, b"k", &payload);
         seg.append(&torn[..torn.len() / 2], &[]).unwrap();

@@ -57,7 +57,10 @@ async fn main() -> std::process::ExitCode {
             c.cancel();
         });
         let summary = retail_stream::run(cfg, bus, lake, warehouse, &Catalog::default(), StreamMetrics::new(), cancel).await?;
-        println!("{}", serde_json::json!({"records": summary.records, "valid": summary.valid, "dead_letters": summary.dead_letters, "checkpoints": summary.checkpoints}));
+        println!(
+            "{}",
+            serde_json::json!({"records": summary.records, "valid": summary.valid, "dead_letters": summary.dead_letters, "checkpoints": summary.checkpoints})
+        );
         Ok::<_, Box<dyn std::error::Error>>(())
     }
     .await;

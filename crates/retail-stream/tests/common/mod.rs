@@ -66,14 +66,7 @@ pub fn price(n: u64, store: &str, sku: &str, old: f64, new: f64, t: DateTime<Utc
 
 /// A bus record that arrived one second after its event time.
 pub fn msg(topic: &str, partition: i32, offset: i64, payload: &str, arrival: DateTime<Utc>) -> Message {
-    Message {
-        topic: topic.into(),
-        partition,
-        offset,
-        key: None,
-        payload: payload.as_bytes().to_vec().into(),
-        timestamp_ms: arrival.timestamp_millis(),
-    }
+    Message { topic: topic.into(), partition, offset, key: None, payload: payload.as_bytes().to_vec().into(), timestamp_ms: arrival.timestamp_millis() }
 }
 
 pub fn sales_msg(offset: i64, payload: &str, t: DateTime<Utc>) -> Message {
@@ -182,7 +175,22 @@ pub async fn publish_all(bus: &Arc<dyn EventBus>, records: &[(&'static str, Stri
 
 pub fn spawn_worker(bus_url: &str, lake_url: &str, group: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_retail-stream-worker"))
-        .args(["--bus", bus_url, "--lake", lake_url, "--group", group, "--checkpoint-ms", "150", "--batch", "2000", "--lake-flush", "7000", "--warehouse-flush", "5000"])
+        .args([
+            "--bus",
+            bus_url,
+            "--lake",
+            lake_url,
+            "--group",
+            group,
+            "--checkpoint-ms",
+            "150",
+            "--batch",
+            "2000",
+            "--lake-flush",
+            "7000",
+            "--warehouse-flush",
+            "5000",
+        ])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -234,17 +242,20 @@ pub async fn verify(lake_url: &str, exp: &Expected, run: u32) {
         }
     }
     let wh = retail_warehouse::open("embedded", &retail_warehouse::WarehouseOptions::default(), Some(lake)).await.unwrap();
-    let q = wh.query(&format!("SELECT COUNT(*) AS n, COUNT(DISTINCT sale_id) AS d, SUM(revenue) AS r FROM fact_sales WHERE sale_id LIKE '{prefix}%'")).await.unwrap();
+    let q = wh
+        .query(&format!("SELECT COUNT(*) AS n, COUNT(DISTINCT sale_id) AS d, SUM(revenue) AS r FROM fact_sales WHERE sale_id LIKE '{prefix}%'"))
+        .await
+        .unwrap();
     let num = |v: &serde_json::Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap();
     let row = &q.rows[0];
     assert_eq!(num(&row[0]) as usize, exp.sale_ids.len(), "fact_sales rows");
     assert_eq!(num(&row[1]) as usize, exp.sale_ids.len(), "fact_sales distinct ids");
     assert_eq!((num(&row[2]) * 100.0).round() as i64, exp.revenue_cents, "fact_sales revenue");
-    let q = wh.query(&format!("SELECT COUNT(*) AS n, COUNT(DISTINCT inventory_id) AS d FROM fact_inventory WHERE inventory_id LIKE '{prefix}%'")).await.unwrap();
+    let q =
+        wh.query(&format!("SELECT COUNT(*) AS n, COUNT(DISTINCT inventory_id) AS d FROM fact_inventory WHERE inventory_id LIKE '{prefix}%'")).await.unwrap();
     assert_eq!(num(&q.rows[0][0]) as usize, exp.inventory_ids.len(), "fact_inventory rows");
     assert_eq!(num(&q.rows[0][1]) as usize, exp.inventory_ids.len(), "fact_inventory distinct ids");
 }
-
 
 /// An embedded bus (topics created) and lake under `dir`: their URLs and the opened bus.
 pub async fn embedded_bus_and_lake(dir: &std::path::Path) -> (String, String, Arc<dyn EventBus>) {

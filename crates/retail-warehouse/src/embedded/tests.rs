@@ -89,17 +89,11 @@ impl Model {
     }
 
     fn stock_rows(&self) -> Vec<Vec<Value>> {
-        self.stock
-            .iter()
-            .map(|((s, p), (v, oh))| vec![json!(s), json!(p), json!(oh), json!(time_text(Utc.timestamp_opt(*v, 0).unwrap()))])
-            .collect()
+        self.stock.iter().map(|((s, p), (v, oh))| vec![json!(s), json!(p), json!(oh), json!(time_text(Utc.timestamp_opt(*v, 0).unwrap()))]).collect()
     }
 
     fn window_rows(&self) -> Vec<Vec<Value>> {
-        self.windows
-            .iter()
-            .map(|((s, p, w), u)| vec![json!(s), json!(p), json!(time_text(Utc.timestamp_opt(*w, 0).unwrap())), json!(u)])
-            .collect()
+        self.windows.iter().map(|((s, p, w), u)| vec![json!(s), json!(p), json!(time_text(Utc.timestamp_opt(*w, 0).unwrap())), json!(u)]).collect()
     }
 
     async fn check(&self, wh: &EmbeddedWarehouse, what: &str) {

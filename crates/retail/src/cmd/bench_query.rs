@@ -124,7 +124,13 @@ fn generate(a: &BenchQueryArgs, cal: &HolidayCalendar) -> Data {
     for di in 0..a.days {
         let day = first + Duration::days(di as i64);
         let weekend = day.weekday().number_from_monday() >= 6;
-        let factor = if cal.get(day).is_some() { 1.5 } else if weekend { 1.3 } else { 1.0 };
+        let factor = if cal.get(day).is_some() {
+            1.5
+        } else if weekend {
+            1.3
+        } else {
+            1.0
+        };
         for (si, store) in stores.iter().enumerate() {
             let n = (a.lines_per_store_day as f64 * factor * (0.8 + 0.4 * rng.unit())) as u32;
             let mut sales = Vec::with_capacity(n as usize);
@@ -402,11 +408,7 @@ struct Stats {
     rows: usize,
 }
 
-async fn measure(
-    wh: &dyn Warehouse,
-    qs: &[(&'static str, String)],
-    iterations: usize,
-) -> anyhow::Result<(Vec<Stats>, Vec<retail_warehouse::QueryResult>)> {
+async fn measure(wh: &dyn Warehouse, qs: &[(&'static str, String)], iterations: usize) -> anyhow::Result<(Vec<Stats>, Vec<retail_warehouse::QueryResult>)> {
     let mut out = Vec::new();
     let mut answers = Vec::new();
     for (name, sql) in qs {
@@ -460,7 +462,13 @@ pub async fn run(args: BenchQueryArgs, _config: &Config) -> anyhow::Result<()> {
     let inv_rows: usize = data.batches.iter().map(|b| b.1.len()).sum();
     eprintln!(
         "{}: {} days × {} stores × {} SKUs: {} sale lines + {} inventory movements in {:.1}s",
-        args.source, args.days, args.stores, args.skus, data.sales_rows, inv_rows, t.elapsed().as_secs_f64()
+        args.source,
+        args.days,
+        args.stores,
+        args.skus,
+        data.sales_rows,
+        inv_rows,
+        t.elapsed().as_secs_f64()
     );
     let since = Utc.from_utc_datetime(&args.end.and_hms_opt(0, 0, 0).expect("time"));
     let qs = queries::dashboard_set(first, args.end, since);

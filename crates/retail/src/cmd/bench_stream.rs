@@ -121,7 +121,9 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     // A new group reads from the start: records left by earlier runs would join the backlog.
     let existing: i64 = sinks.bus.lag(&group, &[topics::SALES, topics::INVENTORY]).await.map(|l| l.iter().map(|(_, n)| (*n).max(0)).sum()).unwrap_or(0);
     if existing > 0 {
-        eprintln!("[{backend}] warning: the topics already hold ≈ {existing} records, which the backlog run reads too; use a fresh broker for comparable numbers");
+        eprintln!(
+            "[{backend}] warning: the topics already hold ≈ {existing} records, which the backlog run reads too; use a fresh broker for comparable numbers"
+        );
     }
     eprintln!("[{backend}] publishing {} records …", pairs * 2);
     let mut stock = Stock::default();
@@ -130,11 +132,30 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let counters = metrics.counters();
     let started = Instant::now();
     let cpu_before = process_cpu_secs();
-    retail_stream::run(stream_cfg.clone(), sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone(), &Default::default(), metrics, CancellationToken::new()).await?;
+    retail_stream::run(
+        stream_cfg.clone(),
+        sinks.bus.clone(),
+        sinks.lake.clone(),
+        sinks.warehouse.clone(),
+        &Default::default(),
+        metrics,
+        CancellationToken::new(),
+    )
+    .await?;
     let secs = started.elapsed().as_secs_f64();
     let cpu_secs = cpu_before.zip(process_cpu_secs()).map(|(a, b)| b - a);
     let snap = counters.snapshot();
-    let throughput = Row { backend: format!("{backend} backlog"), events: snap.events_in, secs, p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: 0, stages: snap.stage_secs, outcome: [snap.valid, snap.dead_letters, snap.anomalies, snap.alerts], cpu_secs };
+    let throughput = Row {
+        backend: format!("{backend} backlog"),
+        events: snap.events_in,
+        secs,
+        p50: snap.latency_p50_ms,
+        p99: snap.latency_p99_ms,
+        rate: 0,
+        stages: snap.stage_secs,
+        outcome: [snap.valid, snap.dead_letters, snap.anomalies, snap.alerts],
+        cpu_secs,
+    };
 
     // Latency: a paced producer while the processor runs live.
     let metrics = retail_stream::StreamMetrics::new();
@@ -187,7 +208,17 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let snap = counters.snapshot();
     // The paced run's CPU includes the generator's (it runs in this process).
     let cpu_secs = cpu_before.zip(process_cpu_secs()).map(|(a, b)| b - a);
-    let latency = Row { backend: format!("{backend} paced"), events: snap.events_in, secs: start.elapsed().as_secs_f64(), p50: snap.latency_p50_ms, p99: snap.latency_p99_ms, rate: args.latency_rate, stages: snap.stage_secs, outcome: [snap.valid, snap.dead_letters, snap.anomalies, snap.alerts], cpu_secs };
+    let latency = Row {
+        backend: format!("{backend} paced"),
+        events: snap.events_in,
+        secs: start.elapsed().as_secs_f64(),
+        p50: snap.latency_p50_ms,
+        p99: snap.latency_p99_ms,
+        rate: args.latency_rate,
+        stages: snap.stage_secs,
+        outcome: [snap.valid, snap.dead_letters, snap.anomalies, snap.alerts],
+        cpu_secs,
+    };
     Ok((throughput, latency))
 }
 

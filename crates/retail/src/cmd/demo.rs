@@ -138,9 +138,7 @@ pub async fn run(args: DemoArgs, config: &Config) -> anyhow::Result<()> {
     let catalog = retail_stream::Catalog { products: world.products().to_vec(), stores: world.stores().to_vec() };
     let stream_cfg = retail_stream::StreamConfig { group: config.kafka.group_id.clone(), ..Default::default() };
     let (stream_bus, stream_warehouse, stop) = (bus.clone(), warehouse.clone(), cancel.clone());
-    let stream_task = tokio::spawn(async move {
-        retail_stream::run(stream_cfg, stream_bus, lake, stream_warehouse, &catalog, metrics, stop).await
-    });
+    let stream_task = tokio::spawn(async move { retail_stream::run(stream_cfg, stream_bus, lake, stream_warehouse, &catalog, metrics, stop).await });
     println!("stream processor running; Ctrl-C stops everything cleanly");
 
     let simulated = simulate(world, state, &data_dir, bus, args.rate, cancel.clone()).await;
@@ -254,10 +252,7 @@ fn switch_to_live(sim: &mut Simulator, state: &DemoState, live_rate: f64, live: 
 async fn publish(bus: &dyn EventBus, events: &[Event]) -> anyhow::Result<()> {
     for chunk in events.chunks(50_000) {
         let payloads: Vec<(Vec<u8>, &Event)> = chunk.iter().map(|e| (e.to_json(), e)).collect();
-        let records: Vec<Record<'_>> = payloads
-            .iter()
-            .map(|(payload, e)| Record { topic: e.topic(), key: e.store_id().as_bytes(), payload })
-            .collect();
+        let records: Vec<Record<'_>> = payloads.iter().map(|(payload, e)| Record { topic: e.topic(), key: e.store_id().as_bytes(), payload }).collect();
         bus.publish(&records).await.context("publishing to the bus")?;
     }
     Ok(())

@@ -48,10 +48,7 @@ pub async fn run(args: LakeArgs, config: &Config) -> anyhow::Result<()> {
             };
             for d in days {
                 let r = lake.compact(d).await?;
-                println!(
-                    "{d}: files {} -> {}, rows {} -> {}",
-                    r.files_before, r.files_after, r.rows_before, r.rows_after
-                );
+                println!("{d}: files {} -> {}, rows {} -> {}", r.files_before, r.files_after, r.rows_before, r.rows_after);
             }
         }
     }

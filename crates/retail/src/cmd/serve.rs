@@ -85,8 +85,7 @@ impl StatusSource for PipelineStatus {
             last.2
         };
         let checkpoint_ms = c.last_checkpoint_unix_ms.load(Ordering::Relaxed);
-        let checkpoint_age_s =
-            if checkpoint_ms > 0 { (chrono::Utc::now().timestamp_millis() - checkpoint_ms) as f64 / 1000.0 } else { -1.0 };
+        let checkpoint_age_s = if checkpoint_ms > 0 { (chrono::Utc::now().timestamp_millis() - checkpoint_ms) as f64 / 1000.0 } else { -1.0 };
         serde_json::json!({
             "events_in": events_in,
             "events_per_sec": rate,

@@ -79,11 +79,17 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 /// Where events are written.
 enum Sink {
     Lines(Box<dyn Write + Send>),
-    PerTopic { dir: PathBuf, files: Vec<(&'static str, std::io::BufWriter<std::fs::File>)> },
+    PerTopic {
+        dir: PathBuf,
+        files: Vec<(&'static str, std::io::BufWriter<std::fs::File>)>,
+    },
     Bus(Arc<dyn retail_bus::EventBus>),
     /// Straight into the configured lake as raw Parquet, bypassing bus and processor (history
     /// for batch jobs). Idempotent: a batch's objects are named after its first event id.
-    Lake { lake: retail_lake::Lake, pending: Vec<Event> },
+    Lake {
+        lake: retail_lake::Lake,
+        pending: Vec<Event>,
+    },
 }
 
 /// Raw events buffered before a lake write, so files are large rather than one per hour.
@@ -143,11 +149,8 @@ impl Sink {
             Sink::Bus(bus) => {
                 let payloads: Vec<Vec<u8>> = events.iter().map(|e| e.to_json()).collect();
                 for (events, payloads) in events.chunks(10_000).zip(payloads.chunks(10_000)) {
-                    let records: Vec<retail_bus::Record<'_>> = events
-                        .iter()
-                        .zip(payloads)
-                        .map(|(e, p)| retail_bus::Record { topic: e.topic(), key: e.store_id().as_bytes(), payload: p })
-                        .collect();
+                    let records: Vec<retail_bus::Record<'_>> =
+                        events.iter().zip(payloads).map(|(e, p)| retail_bus::Record { topic: e.topic(), key: e.store_id().as_bytes(), payload: p }).collect();
                     bus.publish(&records).await.context("publishing to the bus")?;
                 }
             }
@@ -329,8 +332,12 @@ impl TruthWriter {
             let path = dir.join(name);
             Ok(std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?))
         };
-        let mut w = TruthWriter { demand: open("demand.csv")?, anomalies: open("anomalies.jsonl")?, orders: open("orders.jsonl")?, weather: open("weather.csv")? };
-        writeln!(w.demand, "date,store_id,product_id,expected_units,demand_units,sold_units,lost_units,on_promotion,closing_system_stock,closing_physical_stock")?;
+        let mut w =
+            TruthWriter { demand: open("demand.csv")?, anomalies: open("anomalies.jsonl")?, orders: open("orders.jsonl")?, weather: open("weather.csv")? };
+        writeln!(
+            w.demand,
+            "date,store_id,product_id,expected_units,demand_units,sold_units,lost_units,on_promotion,closing_system_stock,closing_physical_stock"
+        )?;
         writeln!(w.weather, "date,region,temp_c,rain_mm")?;
         Ok(w)
     }
@@ -340,7 +347,16 @@ impl TruthWriter {
             writeln!(
                 self.demand,
                 "{},{},{},{},{},{},{},{},{},{}",
-                d.date, d.store_id, d.product_id, d.expected_units, d.demand_units, d.sold_units, d.lost_units, d.on_promotion as u8, d.closing_system_stock, d.closing_physical_stock
+                d.date,
+                d.store_id,
+                d.product_id,
+                d.expected_units,
+                d.demand_units,
+                d.sold_units,
+                d.lost_units,
+                d.on_promotion as u8,
+                d.closing_system_stock,
+                d.closing_physical_stock
             )?;
         }
         for a in &truth.anomalies {

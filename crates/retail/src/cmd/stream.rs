@@ -64,9 +64,6 @@ pub async fn run(args: StreamArgs, config: &Config) -> anyhow::Result<()> {
     tracing::info!(bus = %config.bus, lake = %config.lake, warehouse = %config.warehouse, group = %cfg.group, products = catalog.products.len(), "stream processor starting");
     let metrics = retail_stream::StreamMetrics::new();
     let summary = retail_stream::run(cfg, sinks.bus, sinks.lake, sinks.warehouse, &catalog, metrics, cancel).await?;
-    println!(
-        "processed {} records ({} valid, {} dead-lettered), {} checkpoints",
-        summary.records, summary.valid, summary.dead_letters, summary.checkpoints
-    );
+    println!("processed {} records ({} valid, {} dead-lettered), {} checkpoints", summary.records, summary.valid, summary.dead_letters, summary.checkpoints);
     Ok(())
 }
