@@ -17,9 +17,9 @@ fn sale(n: u32, day: u32) -> Event {
         unit_price: 29.99,
         list_price: 34.99,
         discount_pct: 0.1428,
-        promotion_id: if n % 2 == 0 { Some("promo-1".into()) } else { None },
+        promotion_id: if n.is_multiple_of(2) { Some("promo-1".into()) } else { None },
         timestamp: Utc.with_ymd_and_hms(2025, 1, day, 10, 30, n % 60).unwrap() + chrono::Duration::microseconds(123_456),
-        customer_id: if n % 3 == 0 { None } else { Some(format!("cust_{n}")) },
+        customer_id: if n.is_multiple_of(3) { None } else { Some(format!("cust_{n}")) },
         payment_method: PaymentMethod::CreditCard,
     })
 }

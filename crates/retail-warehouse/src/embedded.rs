@@ -157,6 +157,9 @@ async fn delete_all(lake: &Lake, keys: Vec<String>) -> (Vec<String>, Option<Ware
     (vec![], None)
 }
 
+/// Each table with its batches.
+type TableBatches = Vec<(&'static Table, Vec<RecordBatch>)>;
+
 struct FactPart {
     key: String,
     rows: usize,
@@ -743,7 +746,7 @@ impl EmbeddedWarehouse {
     }
 
     /// Every table's current batches (a consistent snapshot).
-    fn snapshot(&self) -> Result<(u64, Vec<(&'static Table, Vec<RecordBatch>)>), WarehouseError> {
+    fn snapshot(&self) -> Result<(u64, TableBatches), WarehouseError> {
         let mut st = self.state.lock().unwrap();
         let generation = st.generation;
         let mut out = Vec::new();

@@ -23,15 +23,18 @@ pub fn uuid_in(run: u32, n: u64) -> String {
     format!("{run:08x}-0000-4000-8000-{n:012}")
 }
 
+#[allow(clippy::too_many_arguments)] // one argument per event field a test varies
 pub fn sale_in(run: u32, n: u64, store: &str, sku: &str, qty: i32, list: f64, discount: f64, t: DateTime<Utc>, cust: Option<&str>) -> String {
     sale(n, store, sku, qty, list, discount, t, cust).replace(&uuid(n), &uuid_in(run, n)).replace(&uuid(1_000_000 + n), &uuid_in(run, 1_000_000 + n))
 }
 
+#[allow(clippy::too_many_arguments)] // one argument per event field a test varies
 pub fn inventory_in(run: u32, n: u64, store: &str, sku: &str, prev: i32, change: i32, reason: &str, t: DateTime<Utc>) -> String {
     inventory(n, store, sku, prev, change, reason, t).replace(&uuid(n), &uuid_in(run, n))
 }
 
 /// A sale line; `discount` > 0 names a promotion, as the contract requires.
+#[allow(clippy::too_many_arguments)] // one argument per event field a test varies
 pub fn sale(n: u64, store: &str, sku: &str, qty: i32, list: f64, discount: f64, t: DateTime<Utc>, cust: Option<&str>) -> String {
     let unit = ((list * (1.0 - discount)) * 100.0).round() / 100.0;
     serde_json::json!({

@@ -199,7 +199,7 @@ fn write_json_line(w: &mut impl Write, e: &Event) -> anyhow::Result<()> {
 
 pub async fn run(args: SimulateArgs, config: &Config) -> anyhow::Result<()> {
     let realtime = args.backfill_days.is_none() || args.duration.is_some();
-    if !(args.rate > 0.0) {
+    if args.rate.is_nan() || args.rate <= 0.0 {
         bail!("--rate must be more than 0 events per minute per store");
     }
     let world_config = WorldConfig {
