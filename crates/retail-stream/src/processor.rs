@@ -13,9 +13,10 @@ use crate::validate::{self, TopicKind};
 use chrono::{DateTime, Utc};
 use retail_bus::{Message, TopicPartition};
 use retail_core::{
-    stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, FactInventory, FactSale, InventoryReason, InventoryUpdate,
-    RestockAlert, SaleTransaction, SalesWindow, Severity, StockLevel, SCHEMA_VERSION,
+    stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, InventoryReason, InventoryUpdate, RestockAlert, SaleTransaction,
+    SalesWindow, Severity, StockLevel, SCHEMA_VERSION,
 };
+use retail_warehouse::{InventoryFact, InventoryFacts, SaleFact, SalesFacts};
 use std::collections::{BTreeMap, HashMap};
 
 /// A valid event bound for the lake, with where it came from.
@@ -41,11 +42,12 @@ pub struct BatchStats {
 }
 
 /// Everything the processor produced since the outputs were last drained.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Outputs {
     pub raw: Vec<RawEvent>,
-    pub sales: Vec<FactSale>,
-    pub inventory: Vec<FactInventory>,
+    /// `fact_sales` and `fact_inventory` rows, built as Arrow columns straight from the events.
+    pub sales: SalesFacts,
+    pub inventory: InventoryFacts,
     pub windows: Vec<SalesWindow>,
     pub stock: Vec<StockLevel>,
     pub alerts: Vec<RestockAlert>,
@@ -57,8 +59,13 @@ pub struct Outputs {
 impl Outputs {
     pub fn clear(&mut self) {
         self.raw.clear();
-        self.sales.clear();
-        self.inventory.clear();
+        // Normally already drained into batches by the sink; this drops what a failed one left.
+        if !self.sales.is_empty() {
+            self.sales = SalesFacts::default();
+        }
+        if !self.inventory.is_empty() {
+            self.inventory = InventoryFacts::default();
+        }
         self.windows.clear();
         self.stock.clear();
         self.alerts.clear();
@@ -308,20 +315,20 @@ impl Processor {
         }
         let revenue = round2(s.quantity as f64 * s.unit_price);
         let cost = round2(s.quantity as f64 * info.map_or(0.0, |i| i.unit_cost));
-        out.sales.push(FactSale {
-            sale_id: s.transaction_id.clone(),
+        out.sales.push(SaleFact {
+            sale_id: &s.transaction_id,
             date_key: s.timestamp.date_naive(),
-            product_key: s.product_id.clone(),
-            store_key: s.store_id.clone(),
+            product_key: &s.product_id,
+            store_key: &s.store_id,
             quantity: s.quantity,
             revenue,
             cost,
             profit: round2(revenue - cost),
             unit_price: s.unit_price,
             discount_pct: s.discount_pct,
-            basket_id: s.basket_id.clone(),
-            customer_id: s.customer_id.clone(),
-            payment_method: s.payment_method.as_str().to_string(),
+            basket_id: &s.basket_id,
+            customer_id: s.customer_id.as_deref(),
+            payment_method: s.payment_method.as_str(),
             event_time: s.timestamp,
         });
 
@@ -434,16 +441,16 @@ impl Processor {
         st.known = true;
         st.updated_ms = st.updated_ms.max(ts);
         let view = stock_view(cfg, st, info);
-        out.inventory.push(FactInventory {
-            inventory_id: i.inventory_id.clone(),
+        out.inventory.push(InventoryFact {
+            inventory_id: &i.inventory_id,
             date_key: i.timestamp.date_naive(),
-            product_key: i.product_id.clone(),
-            store_key: i.store_id.clone(),
+            product_key: &i.product_id,
+            store_key: &i.store_id,
             quantity_on_hand: i.new_quantity,
             reorder_point: view.reorder_point,
             safety_stock: view.safety_stock,
             quantity_change: i.quantity_change,
-            reason: i.reason.as_str().to_string(),
+            reason: i.reason.as_str(),
             event_time: i.timestamp,
         });
         if let Some(alert) = evaluate_alert(cfg, st, &view, info, i, ts, &mut out.stats) {

@@ -277,9 +277,9 @@ fn parse_batch_key(key: &str) -> Option<(&str, i32, i64)> {
 /// One chunk's writes: warehouse rows, dead letters and alerts to the bus; then its latency.
 /// Returns the output buffers for reuse.
 async fn run_sink_job(sinks: Sinks, job: SinkJob) -> Result<Outputs, StreamError> {
-    let SinkJob { out, appended_ms } = job;
+    let SinkJob { mut out, appended_ms } = job;
     let t = Instant::now();
-    write_warehouse_and_bus(&sinks, &out).await?;
+    write_warehouse_and_bus(&sinks, &mut out).await?;
     sinks.metrics.add_stage_time(Stage::Warehouse, t.elapsed());
     let now_ms = chrono::Utc::now().timestamp_millis();
     let c = &sinks.metrics.counters;
@@ -350,21 +350,23 @@ fn sunk(metrics: &StreamMetrics, sink: &str, n: usize) {
     }
 }
 
-async fn write_warehouse_and_bus(sinks: &Sinks, out: &Outputs) -> Result<(), StreamError> {
+async fn write_warehouse_and_bus(sinks: &Sinks, out: &mut Outputs) -> Result<(), StreamError> {
     let wh = &sinks.warehouse;
     let r = WarehouseError::is_retryable;
+    let (sales_rows, inventory_rows) = (out.sales.len(), out.inventory.len());
+    let sales_batch = (sales_rows > 0).then(|| out.sales.finish()).transpose()?;
+    let inventory_batch = (inventory_rows > 0).then(|| out.inventory.finish()).transpose()?;
+    let out = &*out;
     let sales = async {
-        if out.sales.is_empty() {
-            Ok(())
-        } else {
-            retry("fact_sales insert", r, || wh.insert_sales(&out.sales)).await
+        match &sales_batch {
+            None => Ok(()),
+            Some(b) => retry("fact_sales insert", r, || wh.insert_sales_batch(b.clone())).await,
         }
     };
     let inv = async {
-        if out.inventory.is_empty() {
-            Ok(())
-        } else {
-            retry("fact_inventory insert", r, || wh.insert_inventory(&out.inventory)).await
+        match &inventory_batch {
+            None => Ok(()),
+            Some(b) => retry("fact_inventory insert", r, || wh.insert_inventory_batch(b.clone())).await,
         }
     };
     let win = async {
@@ -397,8 +399,8 @@ async fn write_warehouse_and_bus(sinks: &Sinks, out: &Outputs) -> Result<(), Str
     };
     tokio::try_join!(sales, inv, win, stock, alerts, anomalies)?;
     let m = &sinks.metrics;
-    sunk(m, "fact_sales", out.sales.len());
-    sunk(m, "fact_inventory", out.inventory.len());
+    sunk(m, "fact_sales", sales_rows);
+    sunk(m, "fact_inventory", inventory_rows);
     sunk(m, "rt_sales_5min", out.windows.len());
     sunk(m, "rt_stock", out.stock.len());
     sunk(m, "rt_restock_alerts", out.alerts.len());

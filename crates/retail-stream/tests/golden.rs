@@ -6,9 +6,17 @@
 mod common;
 
 use common::*;
+use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{Int32Type, TimestampSecondType};
+use datafusion::arrow::record_batch::RecordBatch;
 use retail_core::{topics, AlertStatus, AnomalyKind, Product, Severity};
 use retail_stream::{Catalog, Outputs, Processor, ProcessorConfig};
 use serde_json::json;
+
+/// A fact batch's column, by name.
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+    batch.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"))
+}
 
 fn window_config() -> ProcessorConfig {
     ProcessorConfig { max_out_of_orderness_ms: 60_000, allowed_lateness_ms: 5 * 60_000, ..ProcessorConfig::default() }
@@ -46,14 +54,15 @@ fn windows_on_time_out_of_order_duplicate_and_late() {
         sales_msg(8, &s(9, 2, 10.0, 0.0, "10:11:00", Some("cust_1")), at("10:16:06")),
     ];
     let a = run_batch(&mut p, &first);
-    let b = run_batch(&mut p, &second);
+    let mut b = run_batch(&mut p, &second);
+    let facts = b.sales.finish().unwrap();
     let actual = json!({
         "batch1": { "windows": a.windows, "stats": format!("{:?}", a.stats) },
         "batch2": {
             "windows": b.windows,
             "stats": format!("{:?}", b.stats),
             "dead_letters": b.dead_letters.iter().map(|d| json!({"offset": d.source_offset, "reasons": d.reasons})).collect::<Vec<_>>(),
-            "facts": b.sales.iter().map(|f| &f.sale_id).collect::<Vec<_>>(),
+            "facts": column(&facts, "sale_id").as_string::<i32>().iter().flatten().collect::<Vec<_>>(),
         },
     });
     golden("windows", &actual);
@@ -64,7 +73,7 @@ fn windows_on_time_out_of_order_duplicate_and_late() {
     assert_eq!(w.revenue, 20.0 + 10.0 + 27.0 + 10.0);
     assert_eq!(w.avg_price, 9.57);
     assert_eq!((b.stats.duplicates, b.stats.late, b.stats.valid), (1, 1, 4));
-    assert_eq!(b.sales.len(), 4, "the late sale is still a fact; the duplicate is not");
+    assert_eq!(facts.num_rows(), 4, "the late sale is still a fact; the duplicate is not");
     assert!(b.dead_letters[0].reasons[0].starts_with("late_event"));
     // Closed windows are gone from memory: only [10:10) SKU1 and [10:15) SKU2 remain open.
     assert_eq!(p.sizes().0, 2);
@@ -158,9 +167,12 @@ fn stock_velocity_risk_alerts_and_anomalies() {
     push(-80, "theft", at("19:10:00"), None);
     // Restock, but the update claims previous stock 15 while the stream counted 10.
     push(190, "restock", at("19:20:00"), Some(15));
-    let out = run_batch(&mut p, &msgs);
+    let mut out = run_batch(&mut p, &msgs);
+    let facts = out.inventory.finish().unwrap();
+    let int = |name: &str, i: usize| column(&facts, name).as_primitive::<Int32Type>().value(i);
+    let event_time = |i: usize| chrono::DateTime::from_timestamp(column(&facts, "event_time").as_primitive::<TimestampSecondType>().value(i), 0).unwrap();
     let actual = json!({
-        "inventory": out.inventory.iter().map(|f| json!([f.event_time, f.quantity_on_hand, f.reorder_point, f.safety_stock])).collect::<Vec<_>>(),
+        "inventory": (0..facts.num_rows()).map(|i| json!([event_time(i), int("quantity_on_hand", i), int("reorder_point", i), int("safety_stock", i)])).collect::<Vec<_>>(),
         "stock": out.stock,
         "alerts": out.alerts,
         "anomalies": out.anomalies,
@@ -171,7 +183,7 @@ fn stock_velocity_risk_alerts_and_anomalies() {
     // hourly variance floors at the mean (10), and over a 0.5 ± 0.1 day lead time:
     //   mean = 120, sd = sqrt(12·10 + 240²·0.01) = sqrt(696) ≈ 26.38
     //   reorder point = ceil(120 + ceil(1.645·26.38)) = 120 + 44 = 164.
-    let rop_at = |i: usize| out.inventory[i].reorder_point;
+    let rop_at = |i: usize| int("reorder_point", i);
     assert_eq!(rop_at(5), 164);
     let st = &out.stock[0];
     assert_eq!(st.on_hand, 205);

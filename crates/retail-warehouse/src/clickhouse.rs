@@ -20,7 +20,7 @@ use datafusion::arrow::array::{AsArray, BooleanArray};
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
-use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
+use retail_core::{AnomalyFlag, Product, RestockAlert, SalesWindow, StockLevel, Store};
 use std::collections::{BTreeSet, HashSet};
 
 /// Ids per dedup lookup query: 5 000 quoted UUIDs are ~200 KB, under ClickHouse's default
@@ -349,11 +349,11 @@ impl Warehouse for ClickHouseWarehouse {
         Ok(())
     }
 
-    async fn insert_sales(&self, rows: &[FactSale]) -> Result<(), WarehouseError> {
-        self.insert_facts(&schema::FACT_SALES, rows::sales_batch(rows)?).await
+    async fn insert_sales_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
+        self.insert_facts(&schema::FACT_SALES, batch).await
     }
-    async fn insert_inventory(&self, rows: &[FactInventory]) -> Result<(), WarehouseError> {
-        self.insert_facts(&schema::FACT_INVENTORY, rows::inventory_batch(rows)?).await
+    async fn insert_inventory_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
+        self.insert_facts(&schema::FACT_INVENTORY, batch).await
     }
     async fn upsert_sales_windows(&self, rows: &[SalesWindow]) -> Result<(), WarehouseError> {
         self.insert_batch(&schema::RT_SALES_5MIN, rows::windows_batch(rows)?).await

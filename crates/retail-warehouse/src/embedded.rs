@@ -43,7 +43,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
+use retail_core::{AnomalyFlag, Product, RestockAlert, SalesWindow, StockLevel, Store};
 use retail_lake::{fnv1a, Lake, ParquetProfile};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -985,11 +985,11 @@ impl Warehouse for EmbeddedWarehouse {
         self.flush_inner().await
     }
 
-    async fn insert_sales(&self, rows: &[FactSale]) -> Result<(), WarehouseError> {
-        self.insert(&schema::FACT_SALES, rows::sales_batch(rows)?)
+    async fn insert_sales_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
+        self.insert(&schema::FACT_SALES, batch)
     }
-    async fn insert_inventory(&self, rows: &[FactInventory]) -> Result<(), WarehouseError> {
-        self.insert(&schema::FACT_INVENTORY, rows::inventory_batch(rows)?)
+    async fn insert_inventory_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
+        self.insert(&schema::FACT_INVENTORY, batch)
     }
     async fn upsert_sales_windows(&self, rows: &[SalesWindow]) -> Result<(), WarehouseError> {
         self.insert(&schema::RT_SALES_5MIN, rows::windows_batch(rows)?)

@@ -19,12 +19,13 @@ pub mod rows;
 pub mod schema;
 
 pub use calendar::{dim_date, HolidayCalendar};
-pub use rows::{FeatureValue, Prediction};
+pub use rows::{FeatureValue, InventoryFact, InventoryFacts, Prediction, SaleFact, SalesFacts};
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use datafusion::arrow::record_batch::RecordBatch;
 use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
 use serde::{Deserialize, Serialize};
 
@@ -80,9 +81,17 @@ pub trait Warehouse: Send + Sync {
     async fn load_dimensions(&self, stores: &[Store], products: &[Product], dates: &[DateRow]) -> Result<(), WarehouseError>;
 
     /// `fact_sales`, keyed by `sale_id`.
-    async fn insert_sales(&self, rows: &[FactSale]) -> Result<(), WarehouseError>;
+    async fn insert_sales(&self, rows: &[FactSale]) -> Result<(), WarehouseError> {
+        self.insert_sales_batch(rows::sales_batch(rows)?).await
+    }
+    /// `fact_sales` rows already in Arrow form (`rows::SalesFacts`, the table's schema).
+    async fn insert_sales_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError>;
     /// `fact_inventory`, keyed by `inventory_id`.
-    async fn insert_inventory(&self, rows: &[FactInventory]) -> Result<(), WarehouseError>;
+    async fn insert_inventory(&self, rows: &[FactInventory]) -> Result<(), WarehouseError> {
+        self.insert_inventory_batch(rows::inventory_batch(rows)?).await
+    }
+    /// `fact_inventory` rows already in Arrow form (`rows::InventoryFacts`).
+    async fn insert_inventory_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError>;
     /// `rt_sales_5min`, keyed by (store_id, product_id, window_start); a later row replaces.
     async fn upsert_sales_windows(&self, rows: &[SalesWindow]) -> Result<(), WarehouseError>;
     /// `rt_stock`, keyed by (store_id, product_id); the latest `updated_at` wins.

@@ -4,7 +4,11 @@
 use crate::schema::{self, Table};
 use crate::{DateRow, WarehouseError};
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{ArrayRef, Date32Builder, Decimal128Array, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampSecondArray};
+use datafusion::arrow::array::{
+    ArrayBuilder, ArrayRef, Date32Builder, Decimal128Array, Float64Builder, Int32Builder, Int64Builder, PrimitiveArray, PrimitiveBuilder, StringArray,
+    StringBuilder, TimestampSecondArray,
+};
+use datafusion::arrow::datatypes::ArrowPrimitiveType;
 use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
@@ -119,7 +123,7 @@ fn strings<R>(rows: &[R], len: impl Fn(&R) -> usize) -> StringBuilder {
 
 /// A `Decimal(·,2)` value: what the serde path stores for `cents(x)` (its text, parsed), and the
 /// same error when it does not fit the precision (or is not finite).
-fn money(table: &Table, column: &str, x: f64) -> Result<i128, WarehouseError> {
+fn money_cents(table: &Table, column: &str, x: f64) -> Result<i128, WarehouseError> {
     let cents = (x * 100.0).round();
     // Decimal(10,2) holds up to 10 digits; the larger Decimal(18,2) is never built from rows.
     if cents.is_finite() && cents.abs() < 1e10 {
@@ -205,98 +209,270 @@ pub fn dates_batch(rows: &[DateRow]) -> Result<RecordBatch, WarehouseError> {
     to_batch(&schema::DIM_DATE, &out)
 }
 
-pub fn sales_batch(rows: &[FactSale]) -> Result<RecordBatch, WarehouseError> {
-    let table = &schema::FACT_SALES;
-    let schema = table.arrow_schema();
-    let n = rows.len();
-    let mut sale_id = strings(rows, |r| r.sale_id.len());
-    let mut date_key = Date32Builder::with_capacity(n);
-    let mut product_key = strings(rows, |r| r.product_key.len());
-    let mut store_key = strings(rows, |r| r.store_key.len());
-    let mut quantity = Int32Builder::with_capacity(n);
-    let mut revenue = Vec::with_capacity(n);
-    let mut cost = Vec::with_capacity(n);
-    let mut profit = Vec::with_capacity(n);
-    let mut unit_price = Float64Builder::with_capacity(n);
-    let mut discount_pct = Float64Builder::with_capacity(n);
-    let mut basket_id = strings(rows, |r| r.basket_id.len());
-    let mut customer_id = strings(rows, |r| r.customer_id.as_ref().map_or(0, |c| c.len()));
-    let mut payment_method = strings(rows, |r| r.payment_method.len());
-    let mut event_time = Vec::with_capacity(n);
-    for r in rows {
-        sale_id.append_value(&r.sale_id);
-        date_key.append_value(Date32Type::from_naive_date(r.date_key));
-        product_key.append_value(&r.product_key);
-        store_key.append_value(&r.store_key);
-        quantity.append_value(r.quantity);
-        revenue.push(money(table, "revenue", r.revenue)?);
-        cost.push(money(table, "cost", r.cost)?);
-        profit.push(money(table, "profit", r.profit)?);
-        unit_price.append_value(r.unit_price);
-        discount_pct.append_value(r.discount_pct);
-        basket_id.append_value(&r.basket_id);
-        customer_id.append_option(r.customer_id.as_deref());
-        payment_method.append_value(&r.payment_method);
-        event_time.push(r.event_time.timestamp());
+/// A string column's array; the builder starts over with room for as much again (the next
+/// chunk is about the size of this one, and growing by doubling copies).
+fn renew_strings(b: &mut StringBuilder) -> StringArray {
+    let (rows, bytes) = (b.len(), b.values_slice().len());
+    std::mem::replace(b, StringBuilder::with_capacity(rows, bytes)).finish()
+}
+
+/// A vector's values; it starts over with room for as many again.
+fn renew_vec<T>(v: &mut Vec<T>) -> Vec<T> {
+    let n = v.len();
+    std::mem::replace(v, Vec::with_capacity(n))
+}
+
+/// A primitive column's array; the builder starts over with room for as many values again.
+fn renew_primitive<T: ArrowPrimitiveType>(b: &mut PrimitiveBuilder<T>) -> PrimitiveArray<T> {
+    let rows = b.len();
+    std::mem::replace(b, PrimitiveBuilder::with_capacity(rows)).finish()
+}
+
+/// One `fact_sales` row, borrowed from wherever its values live (an event, a `FactSale`):
+/// what [`SalesFacts::push`] takes, so building a batch allocates nothing per row.
+#[derive(Clone, Copy, Debug)]
+pub struct SaleFact<'a> {
+    pub sale_id: &'a str,
+    pub date_key: NaiveDate,
+    pub product_key: &'a str,
+    pub store_key: &'a str,
+    pub quantity: i32,
+    pub revenue: f64,
+    pub cost: f64,
+    pub profit: f64,
+    pub unit_price: f64,
+    pub discount_pct: f64,
+    pub basket_id: &'a str,
+    pub customer_id: Option<&'a str>,
+    pub payment_method: &'a str,
+    pub event_time: DateTime<Utc>,
+}
+
+impl<'a> From<&'a FactSale> for SaleFact<'a> {
+    fn from(r: &'a FactSale) -> Self {
+        SaleFact {
+            sale_id: &r.sale_id,
+            date_key: r.date_key,
+            product_key: &r.product_key,
+            store_key: &r.store_key,
+            quantity: r.quantity,
+            revenue: r.revenue,
+            cost: r.cost,
+            profit: r.profit,
+            unit_price: r.unit_price,
+            discount_pct: r.discount_pct,
+            basket_id: &r.basket_id,
+            customer_id: r.customer_id.as_deref(),
+            payment_method: &r.payment_method,
+            event_time: r.event_time,
+        }
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(sale_id.finish()),
-        Arc::new(date_key.finish()),
-        Arc::new(product_key.finish()),
-        Arc::new(store_key.finish()),
-        Arc::new(quantity.finish()),
-        decimals(&schema, 5, revenue)?,
-        decimals(&schema, 6, cost)?,
-        decimals(&schema, 7, profit)?,
-        Arc::new(unit_price.finish()),
-        Arc::new(discount_pct.finish()),
-        Arc::new(basket_id.finish()),
-        Arc::new(customer_id.finish()),
-        Arc::new(payment_method.finish()),
-        seconds(&schema, 13, event_time),
-    ];
-    assemble(table, schema, columns)
+}
+
+/// `fact_sales` rows appended column by column: the stream processor fills it straight from
+/// the events (no row structs, no string copies per row), a sink task turns it into a batch.
+#[derive(Default)]
+pub struct SalesFacts {
+    sale_id: StringBuilder,
+    date_key: Date32Builder,
+    product_key: StringBuilder,
+    store_key: StringBuilder,
+    quantity: Int32Builder,
+    /// revenue, cost, profit: checked against the Decimal(10,2) range in `finish`.
+    money: Vec<[f64; 3]>,
+    unit_price: Float64Builder,
+    discount_pct: Float64Builder,
+    basket_id: StringBuilder,
+    customer_id: StringBuilder,
+    payment_method: StringBuilder,
+    event_time: Vec<i64>,
+}
+
+impl std::fmt::Debug for SalesFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SalesFacts").field("rows", &self.len()).finish()
+    }
+}
+
+impl SalesFacts {
+    pub fn len(&self) -> usize {
+        self.event_time.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.event_time.is_empty()
+    }
+
+    pub fn push(&mut self, r: SaleFact<'_>) {
+        self.sale_id.append_value(r.sale_id);
+        self.date_key.append_value(Date32Type::from_naive_date(r.date_key));
+        self.product_key.append_value(r.product_key);
+        self.store_key.append_value(r.store_key);
+        self.quantity.append_value(r.quantity);
+        self.money.push([r.revenue, r.cost, r.profit]);
+        self.unit_price.append_value(r.unit_price);
+        self.discount_pct.append_value(r.discount_pct);
+        self.basket_id.append_value(r.basket_id);
+        self.customer_id.append_option(r.customer_id);
+        self.payment_method.append_value(r.payment_method);
+        self.event_time.push(r.event_time.timestamp());
+    }
+
+    /// The rows so far as a batch of `fact_sales`; the builder is empty afterwards (also when
+    /// a money value does not fit its column, which is the error).
+    pub fn finish(&mut self) -> Result<RecordBatch, WarehouseError> {
+        let table = &schema::FACT_SALES;
+        let schema = table.arrow_schema();
+        let money = renew_vec(&mut self.money);
+        let mut revenue = Vec::with_capacity(money.len());
+        let mut cost = Vec::with_capacity(money.len());
+        let mut profit = Vec::with_capacity(money.len());
+        let mut failed = None;
+        for [r, c, p] in money {
+            match (money_cents(table, "revenue", r), money_cents(table, "cost", c), money_cents(table, "profit", p)) {
+                (Ok(r), Ok(c), Ok(p)) => {
+                    revenue.push(r);
+                    cost.push(c);
+                    profit.push(p);
+                }
+                (r, c, p) => {
+                    failed = r.err().or(c.err()).or(p.err());
+                    break;
+                }
+            }
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(renew_strings(&mut self.sale_id)),
+            Arc::new(renew_primitive(&mut self.date_key)),
+            Arc::new(renew_strings(&mut self.product_key)),
+            Arc::new(renew_strings(&mut self.store_key)),
+            Arc::new(renew_primitive(&mut self.quantity)),
+            decimals(&schema, 5, revenue)?,
+            decimals(&schema, 6, cost)?,
+            decimals(&schema, 7, profit)?,
+            Arc::new(renew_primitive(&mut self.unit_price)),
+            Arc::new(renew_primitive(&mut self.discount_pct)),
+            Arc::new(renew_strings(&mut self.basket_id)),
+            Arc::new(renew_strings(&mut self.customer_id)),
+            Arc::new(renew_strings(&mut self.payment_method)),
+            seconds(&schema, 13, renew_vec(&mut self.event_time)),
+        ];
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        assemble(table, schema, columns)
+    }
+}
+
+pub fn sales_batch(rows: &[FactSale]) -> Result<RecordBatch, WarehouseError> {
+    let mut facts = SalesFacts::default();
+    for r in rows {
+        facts.push(r.into());
+    }
+    facts.finish()
+}
+
+/// One `fact_inventory` row, borrowed (see [`SaleFact`]).
+#[derive(Clone, Copy, Debug)]
+pub struct InventoryFact<'a> {
+    pub inventory_id: &'a str,
+    pub date_key: NaiveDate,
+    pub product_key: &'a str,
+    pub store_key: &'a str,
+    pub quantity_on_hand: i32,
+    pub reorder_point: i32,
+    pub safety_stock: i32,
+    pub quantity_change: i32,
+    pub reason: &'a str,
+    pub event_time: DateTime<Utc>,
+}
+
+impl<'a> From<&'a FactInventory> for InventoryFact<'a> {
+    fn from(r: &'a FactInventory) -> Self {
+        InventoryFact {
+            inventory_id: &r.inventory_id,
+            date_key: r.date_key,
+            product_key: &r.product_key,
+            store_key: &r.store_key,
+            quantity_on_hand: r.quantity_on_hand,
+            reorder_point: r.reorder_point,
+            safety_stock: r.safety_stock,
+            quantity_change: r.quantity_change,
+            reason: &r.reason,
+            event_time: r.event_time,
+        }
+    }
+}
+
+/// `fact_inventory` rows appended column by column (see [`SalesFacts`]).
+#[derive(Default)]
+pub struct InventoryFacts {
+    inventory_id: StringBuilder,
+    date_key: Date32Builder,
+    product_key: StringBuilder,
+    store_key: StringBuilder,
+    quantity_on_hand: Int32Builder,
+    reorder_point: Int32Builder,
+    safety_stock: Int32Builder,
+    quantity_change: Int32Builder,
+    reason: StringBuilder,
+    event_time: Vec<i64>,
+}
+
+impl std::fmt::Debug for InventoryFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InventoryFacts").field("rows", &self.len()).finish()
+    }
+}
+
+impl InventoryFacts {
+    pub fn len(&self) -> usize {
+        self.event_time.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.event_time.is_empty()
+    }
+
+    pub fn push(&mut self, r: InventoryFact<'_>) {
+        self.inventory_id.append_value(r.inventory_id);
+        self.date_key.append_value(Date32Type::from_naive_date(r.date_key));
+        self.product_key.append_value(r.product_key);
+        self.store_key.append_value(r.store_key);
+        self.quantity_on_hand.append_value(r.quantity_on_hand);
+        self.reorder_point.append_value(r.reorder_point);
+        self.safety_stock.append_value(r.safety_stock);
+        self.quantity_change.append_value(r.quantity_change);
+        self.reason.append_value(r.reason);
+        self.event_time.push(r.event_time.timestamp());
+    }
+
+    /// The rows so far as a batch of `fact_inventory`; the builder is empty afterwards.
+    pub fn finish(&mut self) -> Result<RecordBatch, WarehouseError> {
+        let table = &schema::FACT_INVENTORY;
+        let schema = table.arrow_schema();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(renew_strings(&mut self.inventory_id)),
+            Arc::new(renew_primitive(&mut self.date_key)),
+            Arc::new(renew_strings(&mut self.product_key)),
+            Arc::new(renew_strings(&mut self.store_key)),
+            Arc::new(renew_primitive(&mut self.quantity_on_hand)),
+            Arc::new(renew_primitive(&mut self.reorder_point)),
+            Arc::new(renew_primitive(&mut self.safety_stock)),
+            Arc::new(renew_primitive(&mut self.quantity_change)),
+            Arc::new(renew_strings(&mut self.reason)),
+            seconds(&schema, 9, renew_vec(&mut self.event_time)),
+        ];
+        assemble(table, schema, columns)
+    }
 }
 
 pub fn inventory_batch(rows: &[FactInventory]) -> Result<RecordBatch, WarehouseError> {
-    let table = &schema::FACT_INVENTORY;
-    let schema = table.arrow_schema();
-    let n = rows.len();
-    let mut inventory_id = strings(rows, |r| r.inventory_id.len());
-    let mut date_key = Date32Builder::with_capacity(n);
-    let mut product_key = strings(rows, |r| r.product_key.len());
-    let mut store_key = strings(rows, |r| r.store_key.len());
-    let mut quantity_on_hand = Int32Builder::with_capacity(n);
-    let mut reorder_point = Int32Builder::with_capacity(n);
-    let mut safety_stock = Int32Builder::with_capacity(n);
-    let mut quantity_change = Int32Builder::with_capacity(n);
-    let mut reason = strings(rows, |r| r.reason.len());
-    let mut event_time = Vec::with_capacity(n);
+    let mut facts = InventoryFacts::default();
     for r in rows {
-        inventory_id.append_value(&r.inventory_id);
-        date_key.append_value(Date32Type::from_naive_date(r.date_key));
-        product_key.append_value(&r.product_key);
-        store_key.append_value(&r.store_key);
-        quantity_on_hand.append_value(r.quantity_on_hand);
-        reorder_point.append_value(r.reorder_point);
-        safety_stock.append_value(r.safety_stock);
-        quantity_change.append_value(r.quantity_change);
-        reason.append_value(&r.reason);
-        event_time.push(r.event_time.timestamp());
+        facts.push(r.into());
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(inventory_id.finish()),
-        Arc::new(date_key.finish()),
-        Arc::new(product_key.finish()),
-        Arc::new(store_key.finish()),
-        Arc::new(quantity_on_hand.finish()),
-        Arc::new(reorder_point.finish()),
-        Arc::new(safety_stock.finish()),
-        Arc::new(quantity_change.finish()),
-        Arc::new(reason.finish()),
-        seconds(&schema, 9, event_time),
-    ];
-    assemble(table, schema, columns)
+    facts.finish()
 }
 
 pub fn windows_batch(rows: &[SalesWindow]) -> Result<RecordBatch, WarehouseError> {
@@ -504,6 +680,40 @@ mod tests {
     }
 
     #[test]
+    fn fact_builders_are_reusable_after_each_batch_and_after_an_error() {
+        let rows = sales();
+        let (first, second) = rows.split_at(25);
+        let mut facts = SalesFacts::default();
+        for (part, expect_rows) in [(first, 25), (second, rows.len() - 25)] {
+            for r in part {
+                facts.push(r.into());
+            }
+            assert_eq!(facts.len(), expect_rows);
+            assert_eq!(facts.finish().unwrap(), sales_batch_via_serde(part).unwrap());
+            assert!(facts.is_empty());
+        }
+        // A value that does not fit Decimal(10,2) fails the batch, and leaves nothing behind.
+        let mut bad = rows[0].clone();
+        bad.cost = 1e12;
+        facts.push((&rows[1]).into());
+        facts.push((&bad).into());
+        let err = facts.finish().unwrap_err().to_string();
+        assert!(err.contains("cost") && err.contains("Decimal(10, 2)"), "{err}");
+        assert!(facts.is_empty());
+        facts.push((&rows[2]).into());
+        assert_eq!(facts.finish().unwrap(), sales_batch_via_serde(&rows[2..3]).unwrap());
+
+        let inventory = inventory();
+        let mut facts = InventoryFacts::default();
+        for part in inventory.chunks(7) {
+            for r in part {
+                facts.push(r.into());
+            }
+            assert_eq!(facts.finish().unwrap(), inventory_batch_via_serde(part).unwrap());
+        }
+    }
+
+    #[test]
     fn money_rounds_like_the_text_path() {
         use datafusion::arrow::array::AsArray;
         use datafusion::arrow::datatypes::Decimal128Type;
@@ -532,10 +742,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn inventory_batch_equals_serde_path() {
+    fn inventory() -> Vec<FactInventory> {
         let times = times();
-        let rows: Vec<FactInventory> = (0..40)
+        (0..40)
             .map(|i| {
                 let t = times[i % times.len()];
                 FactInventory {
@@ -551,7 +760,12 @@ mod tests {
                     event_time: t,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn inventory_batch_equals_serde_path() {
+        let rows = inventory();
         assert_eq!(inventory_batch(&rows).unwrap(), inventory_batch_via_serde(&rows).unwrap());
         assert_eq!(inventory_batch(&[]).unwrap(), inventory_batch_via_serde(&[]).unwrap());
     }
