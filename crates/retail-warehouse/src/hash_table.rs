@@ -53,7 +53,12 @@ impl<K: SlotKey, V: Copy + Default> HashTable<K, V> {
             return;
         }
         let cap = (need * 4 / 3 + 1).next_power_of_two().max(16);
-        let old = std::mem::replace(&mut self.slots, vec![(K::EMPTY, V::default()); cap]);
+        // Written, not `vec![EMPTY; cap]`: that is calloc, whose fresh pages map the shared zero
+        // page on the first probe (a read) and are copied on the first insert, a second fault
+        // with a TLB flush on every core, per page.
+        let mut slots = Vec::with_capacity(cap);
+        slots.resize(cap, (K::EMPTY, V::default()));
+        let old = std::mem::replace(&mut self.slots, slots);
         let mask = cap - 1;
         for (k, v) in old {
             if k != K::EMPTY {
