@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use retail_bus::{Message, TopicPartition};
 use retail_core::{
     stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, InventoryReason, InventoryUpdate, RestockAlert, SaleTransaction,
-    SalesWindow, Severity, StockLevel, SCHEMA_VERSION,
+    Severity, SCHEMA_VERSION,
 };
-use retail_warehouse::{InventoryFact, InventoryFacts, SaleFact, SalesFacts};
+use retail_warehouse::{InventoryFact, InventoryFacts, SaleFact, SalesFacts, SalesWindows, StockLevels, StockRow, WindowRow};
 use std::collections::{BTreeMap, HashMap};
 
 /// A valid event bound for the lake, with where it came from.
@@ -48,8 +48,9 @@ pub struct Outputs {
     /// `fact_sales` and `fact_inventory` rows, built as Arrow columns straight from the events.
     pub sales: SalesFacts,
     pub inventory: InventoryFacts,
-    pub windows: Vec<SalesWindow>,
-    pub stock: Vec<StockLevel>,
+    /// `rt_sales_5min` and `rt_stock` rows, as Arrow columns.
+    pub windows: SalesWindows,
+    pub stock: StockLevels,
     pub alerts: Vec<RestockAlert>,
     pub anomalies: Vec<AnomalyFlag>,
     pub dead_letters: Vec<DeadLetter>,
@@ -66,8 +67,12 @@ impl Outputs {
         if !self.inventory.is_empty() {
             self.inventory = InventoryFacts::default();
         }
-        self.windows.clear();
-        self.stock.clear();
+        if !self.windows.is_empty() {
+            self.windows = SalesWindows::default();
+        }
+        if !self.stock.is_empty() {
+            self.stock = StockLevels::default();
+        }
         self.alerts.clear();
         self.anomalies.clear();
         self.dead_letters.clear();
@@ -470,9 +475,9 @@ impl Processor {
             for (ws, key) in part.dirty_windows.drain(..) {
                 let Some(agg) = part.windows.get_mut(&ws).and_then(|m| m.get_mut(&key)) else { continue };
                 agg.dirty = false;
-                out.windows.push(SalesWindow {
-                    store_id: self.names.store_of(key).to_string(),
-                    product_id: self.names.product_of(key).to_string(),
+                out.windows.push(WindowRow {
+                    store_id: self.names.store_of(key),
+                    product_id: self.names.product_of(key),
                     window_start: ms_to_time(ws),
                     window_end: ms_to_time(ws + cfg.window_ms),
                     units: agg.units,
@@ -491,9 +496,9 @@ impl Processor {
                     _ => self.catalog.get(self.names.name(product)).copied(),
                 };
                 let view = stock_view(cfg, st, info);
-                out.stock.push(StockLevel {
-                    store_id: self.names.store_of(key).to_string(),
-                    product_id: self.names.product_of(key).to_string(),
+                out.stock.push(StockRow {
+                    store_id: self.names.store_of(key),
+                    product_id: self.names.product_of(key),
                     on_hand: st.on_hand,
                     reorder_point: view.reorder_point,
                     velocity_per_hour: (view.velocity * 1000.0).round() / 1000.0,

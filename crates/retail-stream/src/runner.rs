@@ -278,6 +278,8 @@ fn parse_batch_key(key: &str) -> Option<(&str, i32, i64)> {
 /// Returns the output buffers for reuse.
 async fn run_sink_job(sinks: Sinks, job: SinkJob) -> Result<Outputs, StreamError> {
     let SinkJob { mut out, appended_ms } = job;
+    // Read before the write drains the builders into batches.
+    let window_ends = out.windows.window_ends().to_vec();
     let t = Instant::now();
     write_warehouse_and_bus(&sinks, &mut out).await?;
     sinks.metrics.add_stage_time(Stage::Warehouse, t.elapsed());
@@ -289,8 +291,8 @@ async fn run_sink_job(sinks: Sinks, job: SinkJob) -> Result<Outputs, StreamError
         sinks.metrics.event_to_sink.observe(lat.max(0) as f64 / 1000.0);
     }
     c.sunk.fetch_add(appended_ms.len() as u64, Ordering::Relaxed);
-    for w in &out.windows {
-        let behind = now_ms - w.window_end.timestamp_millis();
+    for end_s in &window_ends {
+        let behind = now_ms - end_s * 1000;
         if behind >= 0 {
             sinks.metrics.window_latency.observe(behind as f64 / 1000.0);
         }
@@ -353,9 +355,11 @@ fn sunk(metrics: &StreamMetrics, sink: &str, n: usize) {
 async fn write_warehouse_and_bus(sinks: &Sinks, out: &mut Outputs) -> Result<(), StreamError> {
     let wh = &sinks.warehouse;
     let r = WarehouseError::is_retryable;
-    let (sales_rows, inventory_rows) = (out.sales.len(), out.inventory.len());
+    let (sales_rows, inventory_rows, window_rows, stock_rows) = (out.sales.len(), out.inventory.len(), out.windows.len(), out.stock.len());
     let sales_batch = (sales_rows > 0).then(|| out.sales.finish()).transpose()?;
     let inventory_batch = (inventory_rows > 0).then(|| out.inventory.finish()).transpose()?;
+    let windows_batch = (window_rows > 0).then(|| out.windows.finish()).transpose()?;
+    let stock_batch = (stock_rows > 0).then(|| out.stock.finish()).transpose()?;
     let out = &*out;
     let sales = async {
         match &sales_batch {
@@ -370,17 +374,15 @@ async fn write_warehouse_and_bus(sinks: &Sinks, out: &mut Outputs) -> Result<(),
         }
     };
     let win = async {
-        if out.windows.is_empty() {
-            Ok(())
-        } else {
-            retry("rt_sales_5min upsert", r, || wh.upsert_sales_windows(&out.windows)).await
+        match &windows_batch {
+            None => Ok(()),
+            Some(b) => retry("rt_sales_5min upsert", r, || wh.upsert_sales_windows_batch(b.clone())).await,
         }
     };
     let stock = async {
-        if out.stock.is_empty() {
-            Ok(())
-        } else {
-            retry("rt_stock upsert", r, || wh.upsert_stock(&out.stock)).await
+        match &stock_batch {
+            None => Ok(()),
+            Some(b) => retry("rt_stock upsert", r, || wh.upsert_stock_batch(b.clone())).await,
         }
     };
     let alerts = async {
@@ -401,8 +403,8 @@ async fn write_warehouse_and_bus(sinks: &Sinks, out: &mut Outputs) -> Result<(),
     let m = &sinks.metrics;
     sunk(m, "fact_sales", sales_rows);
     sunk(m, "fact_inventory", inventory_rows);
-    sunk(m, "rt_sales_5min", out.windows.len());
-    sunk(m, "rt_stock", out.stock.len());
+    sunk(m, "rt_sales_5min", window_rows);
+    sunk(m, "rt_stock", stock_rows);
     sunk(m, "rt_restock_alerts", out.alerts.len());
     sunk(m, "rt_anomalies", out.anomalies.len());
 

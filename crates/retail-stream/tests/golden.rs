@@ -13,6 +13,16 @@ use retail_core::{topics, AlertStatus, AnomalyKind, Product, Severity};
 use retail_stream::{Catalog, Outputs, Processor, ProcessorConfig};
 use serde_json::json;
 
+/// The window rows an output holds (drains its builder).
+fn windows(o: &mut Outputs) -> Vec<retail_core::SalesWindow> {
+    retail_warehouse::rows::windows_from_batch(&o.windows.finish().unwrap()).unwrap()
+}
+
+/// The stock rows an output holds (drains its builder).
+fn stock(o: &mut Outputs) -> Vec<retail_core::StockLevel> {
+    retail_warehouse::rows::stock_from_batch(&o.stock.finish().unwrap()).unwrap()
+}
+
 /// A fact batch's column, by name.
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
     batch.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"))
@@ -53,13 +63,15 @@ fn windows_on_time_out_of_order_duplicate_and_late() {
         // Window [10:10, 10:15) still accepts until 10:20.
         sales_msg(8, &s(9, 2, 10.0, 0.0, "10:11:00", Some("cust_1")), at("10:16:06")),
     ];
-    let a = run_batch(&mut p, &first);
+    let mut a = run_batch(&mut p, &first);
+    let a_windows = windows(&mut a);
     let mut b = run_batch(&mut p, &second);
     let facts = b.sales.finish().unwrap();
+    let b_windows = windows(&mut b);
     let actual = json!({
-        "batch1": { "windows": a.windows, "stats": format!("{:?}", a.stats) },
+        "batch1": { "windows": a_windows, "stats": format!("{:?}", a.stats) },
         "batch2": {
-            "windows": b.windows,
+            "windows": b_windows,
             "stats": format!("{:?}", b.stats),
             "dead_letters": b.dead_letters.iter().map(|d| json!({"offset": d.source_offset, "reasons": d.reasons})).collect::<Vec<_>>(),
             "facts": column(&facts, "sale_id").as_string::<i32>().iter().flatten().collect::<Vec<_>>(),
@@ -68,7 +80,7 @@ fn windows_on_time_out_of_order_duplicate_and_late() {
     golden("windows", &actual);
 
     // By hand: the final [10:00, 10:05) SKU1 window holds records 1, 2, 3 and 5.
-    let w = b.windows.iter().find(|w| w.product_id == "SKU1" && w.window_start == at("10:00:00")).unwrap();
+    let w = b_windows.iter().find(|w| w.product_id == "SKU1" && w.window_start == at("10:00:00")).unwrap();
     assert_eq!((w.units, w.transactions, w.distinct_customers), (7, 4, 3));
     assert_eq!(w.revenue, 20.0 + 10.0 + 27.0 + 10.0);
     assert_eq!(w.avg_price, 9.57);
@@ -112,17 +124,17 @@ fn replay_from_a_checkpoint_reproduces_the_same_rows() {
     }
     second.flush(&mut replay);
     assert_eq!(replay.stats.replayed, 7);
-    let last = |o: &Outputs| -> std::collections::BTreeMap<(String, chrono::DateTime<chrono::Utc>), retail_core::SalesWindow> {
+    let last = |o: &mut Outputs| -> std::collections::BTreeMap<(String, chrono::DateTime<chrono::Utc>), retail_core::SalesWindow> {
         let mut m = std::collections::BTreeMap::new();
-        for w in &o.windows {
-            m.insert((w.product_id.clone(), w.window_start), w.clone());
+        for w in windows(o) {
+            m.insert((w.product_id.clone(), w.window_start), w);
         }
         m
     };
     // What the upsert table holds: the pre-crash rows, overwritten by the replay's.
-    let mut sinks = last(&out);
-    sinks.extend(last(&replay));
-    assert_eq!(last(&straight), sinks);
+    let mut sinks = last(&mut out);
+    sinks.extend(last(&mut replay));
+    assert_eq!(last(&mut straight), sinks);
 }
 
 fn stock_catalog() -> Catalog {
@@ -169,11 +181,12 @@ fn stock_velocity_risk_alerts_and_anomalies() {
     push(190, "restock", at("19:20:00"), Some(15));
     let mut out = run_batch(&mut p, &msgs);
     let facts = out.inventory.finish().unwrap();
+    let stock_rows = stock(&mut out);
     let int = |name: &str, i: usize| column(&facts, name).as_primitive::<Int32Type>().value(i);
     let event_time = |i: usize| chrono::DateTime::from_timestamp(column(&facts, "event_time").as_primitive::<TimestampSecondType>().value(i), 0).unwrap();
     let actual = json!({
         "inventory": (0..facts.num_rows()).map(|i| json!([event_time(i), int("quantity_on_hand", i), int("reorder_point", i), int("safety_stock", i)])).collect::<Vec<_>>(),
-        "stock": out.stock,
+        "stock": stock_rows,
         "alerts": out.alerts,
         "anomalies": out.anomalies,
     });
@@ -185,7 +198,7 @@ fn stock_velocity_risk_alerts_and_anomalies() {
     //   reorder point = ceil(120 + ceil(1.645·26.38)) = 120 + 44 = 164.
     let rop_at = |i: usize| int("reorder_point", i);
     assert_eq!(rop_at(5), 164);
-    let st = &out.stock[0];
+    let st = &stock_rows[0];
     assert_eq!(st.on_hand, 205);
     assert_eq!(st.velocity_per_hour, 10.0);
     // Risk with 205 on hand: 1 − Φ((205.5 − 120)/26.38) ≈ 0.0006.

@@ -20,7 +20,7 @@ use datafusion::arrow::array::{AsArray, BooleanArray};
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
-use retail_core::{AnomalyFlag, Product, RestockAlert, SalesWindow, StockLevel, Store};
+use retail_core::{AnomalyFlag, Product, RestockAlert, Store};
 use std::collections::{BTreeSet, HashSet};
 
 /// Ids per dedup lookup query: 5 000 quoted UUIDs are ~200 KB, under ClickHouse's default
@@ -355,11 +355,11 @@ impl Warehouse for ClickHouseWarehouse {
     async fn insert_inventory_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
         self.insert_facts(&schema::FACT_INVENTORY, batch).await
     }
-    async fn upsert_sales_windows(&self, rows: &[SalesWindow]) -> Result<(), WarehouseError> {
-        self.insert_batch(&schema::RT_SALES_5MIN, rows::windows_batch(rows)?).await
+    async fn upsert_sales_windows_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
+        self.insert_batch(&schema::RT_SALES_5MIN, batch).await
     }
-    async fn upsert_stock(&self, rows: &[StockLevel]) -> Result<(), WarehouseError> {
-        self.insert_batch(&schema::RT_STOCK, rows::stock_batch(rows)?).await
+    async fn upsert_stock_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
+        self.insert_batch(&schema::RT_STOCK, batch).await
     }
     async fn insert_alerts(&self, rows: &[RestockAlert]) -> Result<(), WarehouseError> {
         self.insert_batch(&schema::RT_RESTOCK_ALERTS, rows::alerts_batch(rows)?).await

@@ -43,7 +43,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use retail_core::{AnomalyFlag, Product, RestockAlert, SalesWindow, StockLevel, Store};
+use retail_core::{AnomalyFlag, Product, RestockAlert, Store};
 use retail_lake::{fnv1a, Lake, ParquetProfile};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -991,11 +991,11 @@ impl Warehouse for EmbeddedWarehouse {
     async fn insert_inventory_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
         self.insert(&schema::FACT_INVENTORY, batch)
     }
-    async fn upsert_sales_windows(&self, rows: &[SalesWindow]) -> Result<(), WarehouseError> {
-        self.insert(&schema::RT_SALES_5MIN, rows::windows_batch(rows)?)
+    async fn upsert_sales_windows_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
+        self.insert(&schema::RT_SALES_5MIN, batch)
     }
-    async fn upsert_stock(&self, rows: &[StockLevel]) -> Result<(), WarehouseError> {
-        self.insert(&schema::RT_STOCK, rows::stock_batch(rows)?)
+    async fn upsert_stock_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
+        self.insert(&schema::RT_STOCK, batch)
     }
     async fn insert_alerts(&self, rows: &[RestockAlert]) -> Result<(), WarehouseError> {
         self.insert(&schema::RT_RESTOCK_ALERTS, rows::alerts_batch(rows)?)

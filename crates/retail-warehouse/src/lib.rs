@@ -19,7 +19,7 @@ pub mod rows;
 pub mod schema;
 
 pub use calendar::{dim_date, HolidayCalendar};
-pub use rows::{FeatureValue, InventoryFact, InventoryFacts, Prediction, SaleFact, SalesFacts};
+pub use rows::{FeatureValue, InventoryFact, InventoryFacts, Prediction, SaleFact, SalesFacts, SalesWindows, StockLevels, StockRow, WindowRow};
 
 use std::sync::Arc;
 
@@ -93,9 +93,17 @@ pub trait Warehouse: Send + Sync {
     /// `fact_inventory` rows already in Arrow form (`rows::InventoryFacts`).
     async fn insert_inventory_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError>;
     /// `rt_sales_5min`, keyed by (store_id, product_id, window_start); a later row replaces.
-    async fn upsert_sales_windows(&self, rows: &[SalesWindow]) -> Result<(), WarehouseError>;
+    async fn upsert_sales_windows(&self, rows: &[SalesWindow]) -> Result<(), WarehouseError> {
+        self.upsert_sales_windows_batch(rows::windows_batch(rows)?).await
+    }
+    /// `rt_sales_5min` rows already in Arrow form (`rows::SalesWindows`).
+    async fn upsert_sales_windows_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError>;
     /// `rt_stock`, keyed by (store_id, product_id); the latest `updated_at` wins.
-    async fn upsert_stock(&self, rows: &[StockLevel]) -> Result<(), WarehouseError>;
+    async fn upsert_stock(&self, rows: &[StockLevel]) -> Result<(), WarehouseError> {
+        self.upsert_stock_batch(rows::stock_batch(rows)?).await
+    }
+    /// `rt_stock` rows already in Arrow form (`rows::StockLevels`).
+    async fn upsert_stock_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError>;
     /// `rt_restock_alerts`, keyed by `alert_id`; a re-emitted alert (new status) replaces.
     async fn insert_alerts(&self, rows: &[RestockAlert]) -> Result<(), WarehouseError>;
     /// `rt_anomalies`, keyed by `anomaly_id`.

@@ -117,9 +117,6 @@ fn to_batch<S: Serialize>(table: &Table, rows: &[S]) -> Result<RecordBatch, Ware
 
 /// A string column's builder sized for exactly its rows' bytes (ids are 36-byte UUIDs: a guess
 /// per row made the buffers grow, and copy, several times per batch).
-fn strings<R>(rows: &[R], len: impl Fn(&R) -> usize) -> StringBuilder {
-    StringBuilder::with_capacity(rows.len(), rows.iter().map(len).sum())
-}
 
 /// A `Decimal(·,2)` value: what the serde path stores for `cents(x)` (its text, parsed), and the
 /// same error when it does not fit the precision (or is not finite).
@@ -475,77 +472,252 @@ pub fn inventory_batch(rows: &[FactInventory]) -> Result<RecordBatch, WarehouseE
     facts.finish()
 }
 
-pub fn windows_batch(rows: &[SalesWindow]) -> Result<RecordBatch, WarehouseError> {
-    let table = &schema::RT_SALES_5MIN;
-    let schema = table.arrow_schema();
-    let n = rows.len();
-    let mut store_id = strings(rows, |r| r.store_id.len());
-    let mut product_id = strings(rows, |r| r.product_id.len());
-    let mut window_start = Vec::with_capacity(n);
-    let mut window_end = Vec::with_capacity(n);
-    let mut units = Int64Builder::with_capacity(n);
-    let mut revenue = Float64Builder::with_capacity(n);
-    let mut transactions = Int64Builder::with_capacity(n);
-    let mut avg_price = Float64Builder::with_capacity(n);
-    let mut distinct_customers = Int64Builder::with_capacity(n);
-    for r in rows {
-        store_id.append_value(&r.store_id);
-        product_id.append_value(&r.product_id);
-        window_start.push(r.window_start.timestamp());
-        window_end.push(r.window_end.timestamp());
-        units.append_value(r.units);
-        revenue.append_value(r.revenue);
-        transactions.append_value(r.transactions);
-        avg_price.append_value(r.avg_price);
-        distinct_customers.append_value(r.distinct_customers);
+/// One `rt_sales_5min` row, borrowed (see [`SaleFact`]).
+#[derive(Clone, Copy, Debug)]
+pub struct WindowRow<'a> {
+    pub store_id: &'a str,
+    pub product_id: &'a str,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub units: i64,
+    pub revenue: f64,
+    pub transactions: i64,
+    pub avg_price: f64,
+    pub distinct_customers: i64,
+}
+
+impl<'a> From<&'a SalesWindow> for WindowRow<'a> {
+    fn from(r: &'a SalesWindow) -> Self {
+        WindowRow {
+            store_id: &r.store_id,
+            product_id: &r.product_id,
+            window_start: r.window_start,
+            window_end: r.window_end,
+            units: r.units,
+            revenue: r.revenue,
+            transactions: r.transactions,
+            avg_price: r.avg_price,
+            distinct_customers: r.distinct_customers,
+        }
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(store_id.finish()),
-        Arc::new(product_id.finish()),
-        seconds(&schema, 2, window_start),
-        seconds(&schema, 3, window_end),
-        Arc::new(units.finish()),
-        Arc::new(revenue.finish()),
-        Arc::new(transactions.finish()),
-        Arc::new(avg_price.finish()),
-        Arc::new(distinct_customers.finish()),
-    ];
-    assemble(table, schema, columns)
+}
+
+/// `rt_sales_5min` rows appended column by column (see [`SalesFacts`]).
+#[derive(Default)]
+pub struct SalesWindows {
+    store_id: StringBuilder,
+    product_id: StringBuilder,
+    window_start: Vec<i64>,
+    window_end: Vec<i64>,
+    units: Int64Builder,
+    revenue: Float64Builder,
+    transactions: Int64Builder,
+    avg_price: Float64Builder,
+    distinct_customers: Int64Builder,
+}
+
+impl std::fmt::Debug for SalesWindows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SalesWindows").field("rows", &self.len()).finish()
+    }
+}
+
+impl SalesWindows {
+    pub fn len(&self) -> usize {
+        self.window_start.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.window_start.is_empty()
+    }
+
+    /// Window ends (seconds since the epoch) of the rows so far.
+    pub fn window_ends(&self) -> &[i64] {
+        &self.window_end
+    }
+
+    pub fn push(&mut self, r: WindowRow<'_>) {
+        self.store_id.append_value(r.store_id);
+        self.product_id.append_value(r.product_id);
+        self.window_start.push(r.window_start.timestamp());
+        self.window_end.push(r.window_end.timestamp());
+        self.units.append_value(r.units);
+        self.revenue.append_value(r.revenue);
+        self.transactions.append_value(r.transactions);
+        self.avg_price.append_value(r.avg_price);
+        self.distinct_customers.append_value(r.distinct_customers);
+    }
+
+    /// The rows so far as a batch of `rt_sales_5min`; the builder is empty afterwards.
+    pub fn finish(&mut self) -> Result<RecordBatch, WarehouseError> {
+        let table = &schema::RT_SALES_5MIN;
+        let schema = table.arrow_schema();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(renew_strings(&mut self.store_id)),
+            Arc::new(renew_strings(&mut self.product_id)),
+            seconds(&schema, 2, renew_vec(&mut self.window_start)),
+            seconds(&schema, 3, renew_vec(&mut self.window_end)),
+            Arc::new(renew_primitive(&mut self.units)),
+            Arc::new(renew_primitive(&mut self.revenue)),
+            Arc::new(renew_primitive(&mut self.transactions)),
+            Arc::new(renew_primitive(&mut self.avg_price)),
+            Arc::new(renew_primitive(&mut self.distinct_customers)),
+        ];
+        assemble(table, schema, columns)
+    }
+}
+
+pub fn windows_batch(rows: &[SalesWindow]) -> Result<RecordBatch, WarehouseError> {
+    let mut b = SalesWindows::default();
+    for r in rows {
+        b.push(r.into());
+    }
+    b.finish()
+}
+
+/// One `rt_stock` row, borrowed (see [`SaleFact`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StockRow<'a> {
+    pub store_id: &'a str,
+    pub product_id: &'a str,
+    pub on_hand: i32,
+    pub reorder_point: i32,
+    pub velocity_per_hour: f64,
+    pub days_of_cover: f64,
+    pub stockout_risk: f64,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl<'a> From<&'a StockLevel> for StockRow<'a> {
+    fn from(r: &'a StockLevel) -> Self {
+        StockRow {
+            store_id: &r.store_id,
+            product_id: &r.product_id,
+            on_hand: r.on_hand,
+            reorder_point: r.reorder_point,
+            velocity_per_hour: r.velocity_per_hour,
+            days_of_cover: r.days_of_cover,
+            stockout_risk: r.stockout_risk,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// `rt_stock` rows appended column by column (see [`SalesFacts`]).
+#[derive(Default)]
+pub struct StockLevels {
+    store_id: StringBuilder,
+    product_id: StringBuilder,
+    on_hand: Int32Builder,
+    reorder_point: Int32Builder,
+    velocity_per_hour: Float64Builder,
+    days_of_cover: Float64Builder,
+    stockout_risk: Float64Builder,
+    updated_at: Vec<i64>,
+}
+
+impl std::fmt::Debug for StockLevels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StockLevels").field("rows", &self.len()).finish()
+    }
+}
+
+impl StockLevels {
+    pub fn len(&self) -> usize {
+        self.updated_at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.updated_at.is_empty()
+    }
+
+    pub fn push(&mut self, r: StockRow<'_>) {
+        self.store_id.append_value(r.store_id);
+        self.product_id.append_value(r.product_id);
+        self.on_hand.append_value(r.on_hand);
+        self.reorder_point.append_value(r.reorder_point);
+        self.velocity_per_hour.append_value(r.velocity_per_hour);
+        self.days_of_cover.append_value(r.days_of_cover);
+        self.stockout_risk.append_value(r.stockout_risk);
+        self.updated_at.push(r.updated_at.timestamp());
+    }
+
+    /// The rows so far as a batch of `rt_stock`; the builder is empty afterwards.
+    pub fn finish(&mut self) -> Result<RecordBatch, WarehouseError> {
+        let table = &schema::RT_STOCK;
+        let schema = table.arrow_schema();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(renew_strings(&mut self.store_id)),
+            Arc::new(renew_strings(&mut self.product_id)),
+            Arc::new(renew_primitive(&mut self.on_hand)),
+            Arc::new(renew_primitive(&mut self.reorder_point)),
+            Arc::new(renew_primitive(&mut self.velocity_per_hour)),
+            Arc::new(renew_primitive(&mut self.days_of_cover)),
+            Arc::new(renew_primitive(&mut self.stockout_risk)),
+            seconds(&schema, 7, renew_vec(&mut self.updated_at)),
+        ];
+        assemble(table, schema, columns)
+    }
 }
 
 pub fn stock_batch(rows: &[StockLevel]) -> Result<RecordBatch, WarehouseError> {
-    let table = &schema::RT_STOCK;
-    let schema = table.arrow_schema();
-    let n = rows.len();
-    let mut store_id = strings(rows, |r| r.store_id.len());
-    let mut product_id = strings(rows, |r| r.product_id.len());
-    let mut on_hand = Int32Builder::with_capacity(n);
-    let mut reorder_point = Int32Builder::with_capacity(n);
-    let mut velocity_per_hour = Float64Builder::with_capacity(n);
-    let mut days_of_cover = Float64Builder::with_capacity(n);
-    let mut stockout_risk = Float64Builder::with_capacity(n);
-    let mut updated_at = Vec::with_capacity(n);
+    let mut b = StockLevels::default();
     for r in rows {
-        store_id.append_value(&r.store_id);
-        product_id.append_value(&r.product_id);
-        on_hand.append_value(r.on_hand);
-        reorder_point.append_value(r.reorder_point);
-        velocity_per_hour.append_value(r.velocity_per_hour);
-        days_of_cover.append_value(r.days_of_cover);
-        stockout_risk.append_value(r.stockout_risk);
-        updated_at.push(r.updated_at.timestamp());
+        b.push(r.into());
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(store_id.finish()),
-        Arc::new(product_id.finish()),
-        Arc::new(on_hand.finish()),
-        Arc::new(reorder_point.finish()),
-        Arc::new(velocity_per_hour.finish()),
-        Arc::new(days_of_cover.finish()),
-        Arc::new(stockout_risk.finish()),
-        seconds(&schema, 7, updated_at),
-    ];
-    assemble(table, schema, columns)
+    b.finish()
+}
+
+/// A column of `batch` by position, as type `A` (a schema mismatch is a bug here, not data).
+fn col<'a, A: 'static>(batch: &'a RecordBatch, i: usize) -> Result<&'a A, WarehouseError> {
+    batch.column(i).as_any().downcast_ref::<A>().ok_or_else(|| WarehouseError::Other(format!("column {i} has type {}", batch.column(i).data_type())))
+}
+
+fn at_second(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+}
+
+/// `rt_sales_5min` rows back from a batch built by [`SalesWindows`] (tests, diagnostics).
+pub fn windows_from_batch(batch: &RecordBatch) -> Result<Vec<SalesWindow>, WarehouseError> {
+    use datafusion::arrow::array::{Float64Array, Int64Array, TimestampSecondArray};
+    let (store, product) = (col::<StringArray>(batch, 0)?, col::<StringArray>(batch, 1)?);
+    let (start, end) = (col::<TimestampSecondArray>(batch, 2)?, col::<TimestampSecondArray>(batch, 3)?);
+    let (units, revenue, transactions) = (col::<Int64Array>(batch, 4)?, col::<Float64Array>(batch, 5)?, col::<Int64Array>(batch, 6)?);
+    let (avg_price, customers) = (col::<Float64Array>(batch, 7)?, col::<Int64Array>(batch, 8)?);
+    Ok((0..batch.num_rows())
+        .map(|i| SalesWindow {
+            store_id: store.value(i).to_string(),
+            product_id: product.value(i).to_string(),
+            window_start: at_second(start.value(i)),
+            window_end: at_second(end.value(i)),
+            units: units.value(i),
+            revenue: revenue.value(i),
+            transactions: transactions.value(i),
+            avg_price: avg_price.value(i),
+            distinct_customers: customers.value(i),
+        })
+        .collect())
+}
+
+/// `rt_stock` rows back from a batch built by [`StockLevels`] (tests, diagnostics).
+pub fn stock_from_batch(batch: &RecordBatch) -> Result<Vec<StockLevel>, WarehouseError> {
+    use datafusion::arrow::array::{Float64Array, Int32Array, TimestampSecondArray};
+    let (store, product) = (col::<StringArray>(batch, 0)?, col::<StringArray>(batch, 1)?);
+    let (on_hand, reorder_point) = (col::<Int32Array>(batch, 2)?, col::<Int32Array>(batch, 3)?);
+    let (velocity, cover, risk) = (col::<Float64Array>(batch, 4)?, col::<Float64Array>(batch, 5)?, col::<Float64Array>(batch, 6)?);
+    let updated = col::<TimestampSecondArray>(batch, 7)?;
+    Ok((0..batch.num_rows())
+        .map(|i| StockLevel {
+            store_id: store.value(i).to_string(),
+            product_id: product.value(i).to_string(),
+            on_hand: on_hand.value(i),
+            reorder_point: reorder_point.value(i),
+            velocity_per_hour: velocity.value(i),
+            days_of_cover: cover.value(i),
+            stockout_risk: risk.value(i),
+            updated_at: at_second(updated.value(i)),
+        })
+        .collect())
 }
 
 pub fn alerts_batch(rows: &[RestockAlert]) -> Result<RecordBatch, WarehouseError> {
@@ -791,6 +963,11 @@ mod tests {
             .collect();
         assert_eq!(windows_batch(&rows).unwrap(), windows_batch_via_serde(&rows).unwrap());
         assert_eq!(windows_batch(&[]).unwrap(), windows_batch_via_serde(&[]).unwrap());
+        // Back to rows: equal but for the sub-second part the column does not keep.
+        let whole = |t: DateTime<Utc>| DateTime::from_timestamp(t.timestamp(), 0).unwrap();
+        let expect: Vec<SalesWindow> =
+            rows.iter().map(|r| SalesWindow { window_start: whole(r.window_start), window_end: whole(r.window_end), ..r.clone() }).collect();
+        assert_eq!(windows_from_batch(&windows_batch(&rows).unwrap()).unwrap(), expect);
     }
 
     #[test]
@@ -810,5 +987,8 @@ mod tests {
             .collect();
         assert_eq!(stock_batch(&rows).unwrap(), stock_batch_via_serde(&rows).unwrap());
         assert_eq!(stock_batch(&[]).unwrap(), stock_batch_via_serde(&[]).unwrap());
+        let whole = |t: DateTime<Utc>| DateTime::from_timestamp(t.timestamp(), 0).unwrap();
+        let expect: Vec<StockLevel> = rows.iter().map(|r| StockLevel { updated_at: whole(r.updated_at), ..r.clone() }).collect();
+        assert_eq!(stock_from_batch(&stock_batch(&rows).unwrap()).unwrap(), expect);
     }
 }

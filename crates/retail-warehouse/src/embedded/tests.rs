@@ -3,7 +3,7 @@
 use super::*;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
-use retail_core::FactSale;
+use retail_core::{FactSale, SalesWindow, StockLevel};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
