@@ -115,9 +115,6 @@ fn to_batch<S: Serialize>(table: &Table, rows: &[S]) -> Result<RecordBatch, Ware
 // through serde + arrow-json, which formats every timestamp and decimal as text and parses it
 // back. The result is the same batch; the tests below check it against the serde path.
 
-/// A string column's builder sized for exactly its rows' bytes (ids are 36-byte UUIDs: a guess
-/// per row made the buffers grow, and copy, several times per batch).
-
 /// A `Decimal(·,2)` value: what the serde path stores for `cents(x)` (its text, parsed), and the
 /// same error when it does not fit the precision (or is not finite).
 fn money_cents(table: &Table, column: &str, x: f64) -> Result<i128, WarehouseError> {
@@ -669,7 +666,7 @@ pub fn stock_batch(rows: &[StockLevel]) -> Result<RecordBatch, WarehouseError> {
 }
 
 /// A column of `batch` by position, as type `A` (a schema mismatch is a bug here, not data).
-fn col<'a, A: 'static>(batch: &'a RecordBatch, i: usize) -> Result<&'a A, WarehouseError> {
+fn col<A: 'static>(batch: &RecordBatch, i: usize) -> Result<&A, WarehouseError> {
     batch.column(i).as_any().downcast_ref::<A>().ok_or_else(|| WarehouseError::Other(format!("column {i} has type {}", batch.column(i).data_type())))
 }
 
