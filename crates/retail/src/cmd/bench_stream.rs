@@ -105,7 +105,10 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     cfg.warehouse = "embedded".into();
     let bus_url = bus_url.replace("{tmp}", &dir.path().display().to_string());
     let sinks = super::stream::open_sinks(&cfg, &bus_url).await?;
-    let base_ms = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    // Events are 2 ms of event time apart, backlog and paced run alike: start far enough back
+    // that the last one is still in the past (a future timestamp is a dead letter).
+    let all_pairs = (args.events as u64).div_ceil(2) + (args.latency_rate as u64 / 2).max(100) * args.latency_secs;
+    let base_ms = chrono::Utc::now().timestamp_millis() - 600_000 - (all_pairs as i64 * 2).max(3_000_000);
     let group = format!("bench-{}", uuid_like());
     let stream_cfg = retail_stream::StreamConfig {
         group: group.clone(),
