@@ -20,6 +20,7 @@ pub struct StreamMetrics {
     pub dead_letters: Counter,
     pub duplicates: Counter,
     pub late_events: Counter,
+    pub beyond_dedup_horizon: Counter,
     pub anomalies: Counter,
     pub alerts: Counter,
     pub lag: Family<Labels, Gauge>,
@@ -41,6 +42,7 @@ impl Default for StreamMetrics {
             dead_letters: Counter::default(),
             duplicates: Counter::default(),
             late_events: Counter::default(),
+            beyond_dedup_horizon: Counter::default(),
             anomalies: Counter::default(),
             alerts: Counter::default(),
             lag: Family::default(),
@@ -69,6 +71,11 @@ impl StreamMetrics {
         r.register("dead_letters", "Records routed to the dead-letter topic (invalid or late)", self.dead_letters.clone());
         r.register("duplicates", "Records dropped as duplicate event ids", self.duplicates.clone());
         r.register("late_events", "Sales beyond the allowed lateness (stored, not windowed)", self.late_events.clone());
+        r.register(
+            "beyond_dedup_horizon",
+            "Records accepted from further behind the watermark than the dedup horizon (a re-send of one would not be caught by the stream)",
+            self.beyond_dedup_horizon.clone(),
+        );
         r.register("anomalies", "Anomaly flags raised", self.anomalies.clone());
         r.register("alerts", "Restock alert events (open and resolved)", self.alerts.clone());
         r.register("consumer_lag", "Records not yet committed, per topic-partition", self.lag.clone());

@@ -34,6 +34,10 @@ pub struct BatchStats {
     pub valid: u64,
     pub invalid: u64,
     pub duplicates: u64,
+    /// Accepted although their event time is further behind the watermark than the dedup
+    /// horizon: the ids of that time are forgotten, so a re-send would not be caught here
+    /// (the warehouse's id-keyed facts and the lake's readers still drop it).
+    pub beyond_dedup_horizon: u64,
     pub late: u64,
     /// Records below the partition's checkpointed offset (already applied), skipped.
     pub replayed: u64,
@@ -235,6 +239,9 @@ impl Processor {
         let first_time = match part.dedup.get_mut(&bucket) {
             Some(ids) => ids.insert(id),
             None => {
+                if watermark != NEVER && bucket < (watermark - self.cfg.dedup_horizon_ms).div_euclid(self.cfg.window_ms) {
+                    out.stats.beyond_dedup_horizon += 1;
+                }
                 // A new bucket starts the size of the newest one: traffic changes slowly, and
                 // growing a set of ten thousands of ids by doubling rehashes (and first-touches)
                 // it each time.

@@ -121,6 +121,16 @@ struct SinkJob {
     appended_ms: Vec<i64>,
 }
 
+/// A checkpoint's writes, done: what to commit and how long it took.
+struct Durable {
+    positions: Vec<(TopicPartition, i64)>,
+    /// Each partition's snapshot size (the next one's buffer is sized from it).
+    sizes: Vec<(TopicPartition, usize)>,
+    started: Instant,
+    flushed: Duration,
+    snapshotted: Duration,
+}
+
 /// Raw lake writes in flight beyond this many: the loop waits for the oldest (bounds the
 /// memory of events written behind the processing).
 const MAX_LAKE_WRITES: usize = 4;
@@ -182,6 +192,8 @@ pub struct Runner {
     /// A warehouse flush started ahead of the next checkpoint, and records since the last one.
     early_flush: Option<tokio::task::JoinHandle<()>>,
     since_flush: usize,
+    /// A checkpoint whose writes are running; its offsets are committed when they are done.
+    pending_checkpoint: Option<tokio::task::JoinHandle<Result<Durable, StreamError>>>,
     lag_task: Option<tokio::task::JoinHandle<()>>,
     last_checkpoint: Instant,
     dirty_since_checkpoint: bool,
@@ -235,6 +247,7 @@ pub async fn run(
         runner.wait_for_sinks().await?;
         join_lake_writes(std::mem::take(&mut runner.lake_writes)).await?;
     }
+    runner.finish_checkpoint().await?;
     tracing::info!(records = runner.summary.records, checkpoints = runner.summary.checkpoints, "stream processor stopped");
     Ok(runner.summary.clone())
 }
@@ -451,6 +464,7 @@ impl Runner {
             lake_writes: Default::default(),
             early_flush: None,
             since_flush: 0,
+            pending_checkpoint: None,
             lag_task: None,
             last_checkpoint: Instant::now(),
             dirty_since_checkpoint: false,
@@ -467,6 +481,8 @@ impl Runner {
         if self.dirty_since_checkpoint {
             self.checkpoint().await?;
         }
+        // The lag counts from the committed offsets: the checkpoint's commit comes first.
+        self.finish_checkpoint().await?;
         let topics: Vec<&str> = self.cfg.topics.iter().map(|s| s.as_str()).collect();
         let lags = self.bus.lag(&self.cfg.group, &topics).await?;
         self.metrics.counters.lag.store(lags.iter().map(|(_, l)| (*l).max(0)).sum(), Ordering::Relaxed);
@@ -492,6 +508,7 @@ impl Runner {
     }
 
     async fn assign(&mut self, tps: &[TopicPartition]) -> Result<(), StreamError> {
+        let mut restored = Vec::new();
         for tp in tps {
             let Some(kind) = TopicKind::from_topic(&tp.topic) else { continue };
             if self.owned.contains_key(&(kind, tp.partition)) {
@@ -508,9 +525,20 @@ impl Runner {
             let resume = self.processor.assign(&tp.topic, tp.partition, snapshot)?;
             if let Some(offset) = resume {
                 self.consumer.seek(tp, offset).await?;
+                restored.push((tp.clone(), offset));
             }
             tracing::info!(topic = %tp.topic, partition = tp.partition, resume = ?resume, "partition assigned");
             self.owned.insert((kind, tp.partition), Owned { clean_from: resume, needs_clean: true, expect: resume, gap_seeks: 0, rewound_to: None });
+        }
+        if !restored.is_empty() {
+            // The checkpoints hold these positions (everything before them is durable), but a
+            // crash between writing a checkpoint and committing leaves the group's offset
+            // behind it. Commit them now: otherwise, with nothing after the checkpoint to
+            // process, no new checkpoint would ever commit, and the lag would never reach 0
+            // (an idle stop waited forever). A failed commit is retried by the next checkpoint.
+            if let Err(e) = self.consumer.commit(&restored).await {
+                tracing::warn!(%e, "committing restored checkpoint positions failed; the next checkpoint retries");
+            }
         }
         Ok(())
     }
@@ -580,6 +608,9 @@ impl Runner {
         if n > 0 {
             self.process(&msgs).await?;
             self.dirty_since_checkpoint = true;
+        }
+        if self.pending_checkpoint.as_ref().is_some_and(|t| t.is_finished()) {
+            self.finish_checkpoint().await?;
         }
         let due = self.last_checkpoint.elapsed() >= self.cfg.checkpoint_interval;
         if due && self.dirty_since_checkpoint {
@@ -785,6 +816,7 @@ impl Runner {
         m.dead_letters.inc_by(out.dead_letters.len() as u64);
         m.duplicates.inc_by(s.duplicates);
         m.late_events.inc_by(s.late);
+        m.beyond_dedup_horizon.inc_by(s.beyond_dedup_horizon);
         m.anomalies.inc_by(out.anomalies.len() as u64);
         m.alerts.inc_by(out.alerts.len() as u64);
         let c = &m.counters;
@@ -842,8 +874,12 @@ impl Runner {
     }
 
     /// Make everything processed so far durable, then commit: lake raw objects, warehouse
-    /// flush, one checkpoint per owned partition, and only then the offsets.
+    /// flush, one checkpoint per owned partition, and only then the offsets. The state is
+    /// captured here; the writes run in a task, and the commit follows when it is done
+    /// (`finish_checkpoint`) — on a bus that can rebalance right away, on the embedded log
+    /// while the next records are processed. One checkpoint is in flight at a time.
     pub async fn checkpoint(&mut self) -> Result<(), StreamError> {
+        self.finish_checkpoint().await?;
         // Never write a checkpoint for a partition this member lost: its new owner may already
         // have restored the previous one and cleaned the lake from there.
         let assigned: HashSet<TopicPartition> = self.consumer.assignment().into_iter().collect();
@@ -859,11 +895,10 @@ impl Runner {
                 writes.push(w);
             }
         }
-        let t = Instant::now();
-        // Encode the partitions' snapshots on blocking threads (a partition's state is tens of
-        // MB of JSON under load) while the lake and the warehouse write: the three are
-        // independent. Only the snapshot *writes* wait, since a checkpoint must never be ahead
-        // of the data.
+        let started = Instant::now();
+        // Encode the partitions' snapshots on blocking threads while the lake and the warehouse
+        // write: the three are independent. Only the snapshot *writes* wait, since a checkpoint
+        // must never be ahead of the data.
         let mut encodes = Vec::new();
         for tp in self.processor.owned() {
             let Some(snap) = self.processor.snapshot(&tp.topic, tp.partition) else { continue };
@@ -876,57 +911,73 @@ impl Runner {
             }));
         }
         let sinks = self.sinks();
-        let wh = self.warehouse.clone();
         let background = std::mem::take(&mut self.lake_writes);
         let early_flush = self.early_flush.take();
         self.since_flush = 0;
-        let (lake_written, background_written, wh_flushed) = tokio::join!(write_lake(&sinks, writes), join_lake_writes(background), async {
-            let t = Instant::now();
-            if let Some(f) = early_flush {
-                // Its outcome does not matter: the flush below covers everything either way.
-                let _ = f.await;
+        self.pending_checkpoint = Some(tokio::spawn(async move {
+            let wh = sinks.warehouse.clone();
+            let (lake_written, background_written, wh_flushed) = tokio::join!(write_lake(&sinks, writes), join_lake_writes(background), async {
+                let t = Instant::now();
+                if let Some(f) = early_flush {
+                    // Its outcome does not matter: the flush below covers everything either way.
+                    let _ = f.await;
+                }
+                let r = retry("warehouse flush", WarehouseError::is_retryable, || wh.flush()).await;
+                (r, t.elapsed())
+            });
+            lake_written?;
+            background_written?;
+            let (wh_result, flushed) = wh_flushed;
+            wh_result?;
+            let mut done = Durable { positions: Vec::new(), sizes: Vec::new(), started, flushed, snapshotted: Duration::ZERO };
+            for task in encodes {
+                let (tp, next_offset, key, bytes) = task.await.map_err(|e| StreamError::Checkpoint { key: "snapshot".into(), reason: e.to_string() })?;
+                let bytes = bytes::Bytes::from(bytes?);
+                done.sizes.push((tp.clone(), bytes.len()));
+                retry("checkpoint write", LakeError::is_retryable, || sinks.lake.put(&key, bytes.clone())).await?;
+                done.positions.push((tp, next_offset));
             }
-            let r = retry("warehouse flush", WarehouseError::is_retryable, || wh.flush()).await;
-            (r, t.elapsed())
-        });
-        lake_written?;
-        background_written?;
-        let (wh_result, flushed) = wh_flushed;
-        wh_result?;
-        let mut positions = Vec::new();
-        for task in encodes {
-            let (tp, next_offset, key, bytes) = task.await.map_err(|e| StreamError::Checkpoint { key: "snapshot".into(), reason: e.to_string() })?;
-            let bytes = bytes::Bytes::from(bytes?);
-            self.snapshot_bytes.insert(tp.clone(), bytes.len());
-            let lake = self.lake.clone();
-            retry("checkpoint write", LakeError::is_retryable, || lake.put(&key, bytes.clone())).await?;
-            positions.push((tp, next_offset));
+            done.snapshotted = started.elapsed();
+            Ok(done)
+        }));
+        self.last_checkpoint = Instant::now();
+        self.dirty_since_checkpoint = false;
+        let (w, s) = self.processor.sizes();
+        self.metrics.open_windows.set(w as i64);
+        self.metrics.tracked_keys.set(s as i64);
+        if self.consumer.may_rebalance() {
+            // A rebalance happens inside a poll: the checkpoint must be written (and committed)
+            // before the next one, or it could land after the partition's new owner restored.
+            self.finish_checkpoint().await?;
         }
-        let snapshotted = t.elapsed();
-        if !positions.is_empty() {
-            let consumer = &mut self.consumer;
+        Ok(())
+    }
+
+    /// Wait for the checkpoint in flight, if any, and commit its offsets.
+    async fn finish_checkpoint(&mut self) -> Result<(), StreamError> {
+        let Some(task) = self.pending_checkpoint.take() else { return Ok(()) };
+        let done = task.await.map_err(|e| StreamError::Sink(e.to_string()))??;
+        let waited = Instant::now();
+        if !done.positions.is_empty() {
             // Not retried in a loop here: a failed commit is harmless (the checkpoint already
             // holds the position and a restart resumes from it), the next checkpoint retries.
-            if let Err(e) = consumer.commit(&positions).await {
+            if let Err(e) = self.consumer.commit(&done.positions).await {
                 tracing::warn!(%e, "offset commit failed; the next checkpoint retries");
             }
         }
+        self.snapshot_bytes.extend(done.sizes);
         tracing::debug!(
-            flush_ms = flushed.as_millis() as u64,
-            snapshots_ms = snapshotted.saturating_sub(flushed).as_millis() as u64,
-            commit_ms = t.elapsed().saturating_sub(snapshotted).as_millis() as u64,
+            flush_ms = done.flushed.as_millis() as u64,
+            snapshots_ms = done.snapshotted.saturating_sub(done.flushed).as_millis() as u64,
+            commit_ms = waited.elapsed().as_millis() as u64,
+            total_ms = done.started.elapsed().as_millis() as u64,
             "checkpoint"
         );
-        self.metrics.add_stage_time(Stage::Checkpoint, t.elapsed());
-        self.last_checkpoint = Instant::now();
-        self.dirty_since_checkpoint = false;
+        self.metrics.add_stage_time(Stage::Checkpoint, done.snapshotted + waited.elapsed());
         self.summary.checkpoints += 1;
         let c = &self.metrics.counters;
         c.checkpoints.fetch_add(1, Ordering::Relaxed);
         c.last_checkpoint_unix_ms.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-        let (w, s) = self.processor.sizes();
-        self.metrics.open_windows.set(w as i64);
-        self.metrics.tracked_keys.set(s as i64);
         self.update_lag();
         Ok(())
     }

@@ -74,3 +74,33 @@ async fn json_checkpoints_of_earlier_versions_are_resumed() {
     assert!(resumed >= converted, "{resumed} partitions resumed from {converted} JSON checkpoints:\n{log}");
     verify(&lake_url, &exp, 3).await;
 }
+
+/// A crash after the checkpoints were written but before the offsets were committed, with
+/// nothing new to read afterwards: the restart resumes from the checkpoints, commits their
+/// positions, and an idle stop ends (it used to wait forever for a lag that never reached 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_commit_after_the_last_checkpoint_still_lets_an_idle_run_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bus_url, lake_url, bus) = embedded_bus_and_lake(dir.path()).await;
+    let (records, exp) = generate(20_000, 13, 4);
+    publish_all(&bus, &records).await;
+    let mut child = spawn_worker(&bus_url, &lake_url, "lost-commit", &["--exit-when-idle"]);
+    assert!(wait_with_deadline(&mut child, 300).success());
+
+    // The commit is lost: the group's offsets go back to the start of every partition.
+    let offsets = dir.path().join("bus/groups/lost-commit/offsets.json");
+    let committed: serde_json::Value = serde_json::from_slice(&std::fs::read(&offsets).unwrap()).unwrap();
+    let mut reset = committed.clone();
+    for partitions in reset.as_object_mut().unwrap().values_mut() {
+        for offset in partitions.as_object_mut().unwrap().values_mut() {
+            *offset = serde_json::json!(0);
+        }
+    }
+    std::fs::write(&offsets, serde_json::to_vec(&reset).unwrap()).unwrap();
+
+    let mut child = spawn_worker(&bus_url, &lake_url, "lost-commit", &["--exit-when-idle"]);
+    assert!(wait_with_deadline(&mut child, 60).success(), "the idle stop must end");
+    let after: serde_json::Value = serde_json::from_slice(&std::fs::read(&offsets).unwrap()).unwrap();
+    assert_eq!(after, committed, "the checkpoints' positions are committed again");
+    verify(&lake_url, &exp, 4).await;
+}

@@ -246,3 +246,22 @@ fn outliers_and_stuck_pos_are_flagged() {
     let out2 = run_batch(&mut again, &msgs);
     assert_eq!(out.anomalies, out2.anomalies);
 }
+
+/// Ids are remembered for `dedup_horizon_ms` (2 h) of event time behind the watermark. A re-send
+/// within it is dropped; one from further back cannot be told from a new event: it is accepted
+/// and counted (`beyond_dedup_horizon`), and the warehouse's id-keyed facts drop it there.
+#[test]
+fn resends_within_the_dedup_horizon_are_dropped_beyond_it_counted() {
+    let mut p = Processor::new(window_config(), &Catalog::default());
+    let early = sale(1, "store_001", "SKU1", 1, 10.0, 0.0, at("10:00:00"), None);
+    let recent = sale(2, "store_001", "SKU1", 1, 10.0, 0.0, at("12:59:00"), None);
+    let first = vec![sales_msg(0, &early, at("10:00:00")), sales_msg(1, &recent, at("12:59:00"))];
+    let a = run_batch(&mut p, &first);
+    assert_eq!((a.stats.valid, a.stats.duplicates, a.stats.beyond_dedup_horizon), (2, 0, 0));
+    // The watermark is now 12:58; ids before 10:58 are forgotten.
+    let resent = vec![sales_msg(2, &recent, at("13:00:00")), sales_msg(3, &early, at("13:00:01"))];
+    let b = run_batch(&mut p, &resent);
+    assert_eq!(b.stats.duplicates, 1, "the recent re-send is dropped");
+    assert_eq!((b.stats.valid, b.stats.beyond_dedup_horizon), (1, 1), "the 3-hour-old re-send is accepted and counted");
+    assert_eq!(b.stats.late, 1, "and it is late for its window");
+}

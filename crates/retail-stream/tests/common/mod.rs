@@ -139,8 +139,12 @@ pub fn generate(n: usize, seed: u64, run: u32) -> (Vec<(&'static str, String, St
                 exp.invalid += 1;
             }
             2 if !out.is_empty() => {
-                // Re-send an earlier record verbatim (a producer retry): must be dropped.
-                let k = rng.below(out.len() as u64) as usize;
+                // Re-send a recent record verbatim (a producer retry): must be dropped. Recent:
+                // within the last 2,000 records (≤ 100 s of event time), well inside the
+                // processor's dedup horizon; a re-send from further back than the horizon is
+                // indistinguishable from a new event (see docs/stream.md).
+                let back = rng.below(out.len().min(2_000) as u64) as usize;
+                let k = out.len() - 1 - back;
                 let dup = out[k].clone();
                 out.push(dup);
             }
