@@ -15,7 +15,7 @@ use std::time::Duration;
 async fn sigkill_at_random_points_loses_and_duplicates_nothing_embedded() {
     let dir = tempfile::tempdir().unwrap();
     let (bus_url, lake_url, bus) = embedded_bus_and_lake(dir.path()).await;
-    let n: usize = std::env::var("RETAIL_CRASH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
+    let n: usize = std::env::var("RETAIL_CRASH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(500_000);
     let (records, exp) = generate(n, 7, 1);
     publish_all(&bus, &records).await;
 
