@@ -64,18 +64,20 @@ pub struct Outputs {
 impl Outputs {
     pub fn clear(&mut self) {
         self.raw.clear();
-        // Normally already drained into batches by the sink; this drops what a failed one left.
+        // Normally already drained into batches by the sink. Otherwise the rows are dropped the
+        // same way, which keeps the builders' capacity for the next chunk (like `Vec::clear`);
+        // a batch that would not build (a money value out of range) is dropped all the same.
         if !self.sales.is_empty() {
-            self.sales = SalesFacts::default();
+            let _ = self.sales.finish();
         }
         if !self.inventory.is_empty() {
-            self.inventory = InventoryFacts::default();
+            let _ = self.inventory.finish();
         }
         if !self.windows.is_empty() {
-            self.windows = SalesWindows::default();
+            let _ = self.windows.finish();
         }
         if !self.stock.is_empty() {
-            self.stock = StockLevels::default();
+            let _ = self.stock.finish();
         }
         self.alerts.clear();
         self.anomalies.clear();
