@@ -18,7 +18,7 @@ use crate::{Catalog, ProcessorConfig};
 use retail_bus::{BusError, Consumer, EventBus, Message, Rebalance, Record, TopicPartition};
 use retail_core::{topics, Event};
 use retail_lake::{Lake, LakeError};
-use retail_warehouse::{Warehouse, WarehouseError};
+use retail_warehouse::{RecordBatch, Warehouse, WarehouseError};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -336,20 +336,14 @@ async fn write_lake(sinks: &Sinks, writes: Vec<(TopicKind, String, Vec<Vec<Event
             })
         })
         .collect();
-    // Every task is awaited before an error returns: none is left writing behind the caller.
-    let mut first_error = None;
-    for task in tasks {
-        let result = task.await.unwrap_or_else(|e| Err(StreamError::Sink(e.to_string())));
-        if let Err(e) = result {
-            first_error.get_or_insert(e);
-        }
-    }
+    let written = join_lake_writes(tasks).await;
     sinks.metrics.add_stage_time(Stage::Lake, t.elapsed());
-    first_error.map_or(Ok(()), Err)
+    written
 }
 
-/// Wait for every background lake write (all of them, even after an error); the first error.
-async fn join_lake_writes(tasks: std::collections::VecDeque<tokio::task::JoinHandle<Result<(), StreamError>>>) -> Result<(), StreamError> {
+/// Wait for every lake write task (all of them, even after an error: none is left writing
+/// behind the caller); the first error.
+async fn join_lake_writes(tasks: impl IntoIterator<Item = tokio::task::JoinHandle<Result<(), StreamError>>>) -> Result<(), StreamError> {
     let mut first_error = None;
     for task in tasks {
         if let Err(e) = task.await.unwrap_or_else(|e| Err(StreamError::Sink(e.to_string()))) {
@@ -365,6 +359,18 @@ fn sunk(metrics: &StreamMetrics, sink: &str, n: usize) {
     }
 }
 
+/// Write a batch (none: nothing to write), retried while the warehouse is unavailable.
+async fn insert_batch<F, Fut>(what: &str, batch: &Option<RecordBatch>, insert: F) -> Result<(), WarehouseError>
+where
+    F: Fn(RecordBatch) -> Fut,
+    Fut: std::future::Future<Output = Result<(), WarehouseError>>,
+{
+    match batch {
+        None => Ok(()),
+        Some(b) => retry(what, WarehouseError::is_retryable, || insert(b.clone())).await,
+    }
+}
+
 async fn write_warehouse_and_bus(sinks: &Sinks, out: &mut Outputs) -> Result<(), StreamError> {
     let wh = &sinks.warehouse;
     let r = WarehouseError::is_retryable;
@@ -374,30 +380,10 @@ async fn write_warehouse_and_bus(sinks: &Sinks, out: &mut Outputs) -> Result<(),
     let windows_batch = (window_rows > 0).then(|| out.windows.finish()).transpose()?;
     let stock_batch = (stock_rows > 0).then(|| out.stock.finish()).transpose()?;
     let out = &*out;
-    let sales = async {
-        match &sales_batch {
-            None => Ok(()),
-            Some(b) => retry("fact_sales insert", r, || wh.insert_sales_batch(b.clone())).await,
-        }
-    };
-    let inv = async {
-        match &inventory_batch {
-            None => Ok(()),
-            Some(b) => retry("fact_inventory insert", r, || wh.insert_inventory_batch(b.clone())).await,
-        }
-    };
-    let win = async {
-        match &windows_batch {
-            None => Ok(()),
-            Some(b) => retry("rt_sales_5min upsert", r, || wh.upsert_sales_windows_batch(b.clone())).await,
-        }
-    };
-    let stock = async {
-        match &stock_batch {
-            None => Ok(()),
-            Some(b) => retry("rt_stock upsert", r, || wh.upsert_stock_batch(b.clone())).await,
-        }
-    };
+    let sales = insert_batch("fact_sales insert", &sales_batch, |b| wh.insert_sales_batch(b));
+    let inv = insert_batch("fact_inventory insert", &inventory_batch, |b| wh.insert_inventory_batch(b));
+    let win = insert_batch("rt_sales_5min upsert", &windows_batch, |b| wh.upsert_sales_windows_batch(b));
+    let stock = insert_batch("rt_stock upsert", &stock_batch, |b| wh.upsert_stock_batch(b));
     let alerts = async {
         if out.alerts.is_empty() {
             Ok(())

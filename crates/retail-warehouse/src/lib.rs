@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use datafusion::arrow::record_batch::RecordBatch;
+/// The batch type of the `*_batch` methods (re-exported so callers need no Arrow dependency).
+pub use datafusion::arrow::record_batch::RecordBatch;
 use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
 use serde::{Deserialize, Serialize};
 
