@@ -21,6 +21,7 @@ pub struct StreamMetrics {
     pub duplicates: Counter,
     pub late_events: Counter,
     pub beyond_dedup_horizon: Counter,
+    pub stale_inventory: Counter,
     pub anomalies: Counter,
     pub alerts: Counter,
     pub lag: Family<Labels, Gauge>,
@@ -43,6 +44,7 @@ impl Default for StreamMetrics {
             duplicates: Counter::default(),
             late_events: Counter::default(),
             beyond_dedup_horizon: Counter::default(),
+            stale_inventory: Counter::default(),
             anomalies: Counter::default(),
             alerts: Counter::default(),
             lag: Family::default(),
@@ -75,6 +77,11 @@ impl StreamMetrics {
             "beyond_dedup_horizon",
             "Records accepted from further behind the watermark than the dedup horizon (a re-send of one would not be caught by the stream)",
             self.beyond_dedup_horizon.clone(),
+        );
+        r.register(
+            "stale_inventory_updates",
+            "Inventory updates older than the one the stock level came from (kept as facts; the newer level stands)",
+            self.stale_inventory.clone(),
         );
         r.register("anomalies", "Anomaly flags raised", self.anomalies.clone());
         r.register("alerts", "Restock alert events (open and resolved)", self.alerts.clone());

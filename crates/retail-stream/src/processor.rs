@@ -43,6 +43,9 @@ pub struct BatchStats {
     pub replayed: u64,
     pub unknown_products: u64,
     pub alerts_suppressed: u64,
+    /// Inventory updates older than the one the stock level already came from (out of order):
+    /// kept as facts and in velocity, but the newer count stands.
+    pub stale_inventory: u64,
 }
 
 /// Everything the processor produced since the outputs were last drained.
@@ -408,8 +411,13 @@ impl Processor {
         let cfg = &self.cfg;
         let part = self.parts.get_mut(&(kind, partition)).expect("partition entry created by process");
         let st = part.stock.entry(key).or_default();
+        // An update older than the one the count came from (out of order across a producer's
+        // retries, or a late batch from a store) describes a past level: the newer count
+        // already includes its movement, so it must not overwrite the count, nor be checked
+        // against it.
+        let stale = st.known && ts < st.updated_ms;
 
-        if st.known && i.previous_quantity != st.on_hand {
+        if st.known && !stale && i.previous_quantity != st.on_hand {
             out.anomalies.push(anomaly(
                 AnomalyKind::StockMismatch,
                 &i.store_id,
@@ -451,9 +459,13 @@ impl Processor {
             // depletion rate are one partition's state even when sales are consumed elsewhere.
             st.hour_units += drop as i64;
         }
-        st.on_hand = i.new_quantity;
-        st.known = true;
-        st.updated_ms = st.updated_ms.max(ts);
+        if stale {
+            out.stats.stale_inventory += 1;
+        } else {
+            st.on_hand = i.new_quantity;
+            st.known = true;
+            st.updated_ms = ts;
+        }
         let view = stock_view(cfg, st, info);
         out.inventory.push(InventoryFact {
             inventory_id: &i.inventory_id,
@@ -467,7 +479,8 @@ impl Processor {
             reason: i.reason.as_str(),
             event_time: i.timestamp,
         });
-        if let Some(alert) = evaluate_alert(cfg, st, &view, info, i, ts, &mut out.stats) {
+        // A stale update changed no level, so it neither raises nor resolves an alert.
+        if let Some(alert) = (!stale).then(|| evaluate_alert(cfg, st, &view, info, i, ts, &mut out.stats)).flatten() {
             out.alerts.push(alert);
         }
         if !st.dirty {

@@ -803,6 +803,7 @@ impl Runner {
         m.duplicates.inc_by(s.duplicates);
         m.late_events.inc_by(s.late);
         m.beyond_dedup_horizon.inc_by(s.beyond_dedup_horizon);
+        m.stale_inventory.inc_by(s.stale_inventory);
         m.anomalies.inc_by(out.anomalies.len() as u64);
         m.alerts.inc_by(out.alerts.len() as u64);
         let c = &m.counters;

@@ -265,3 +265,34 @@ fn resends_within_the_dedup_horizon_are_dropped_beyond_it_counted() {
     assert_eq!((b.stats.valid, b.stats.beyond_dedup_horizon), (1, 1), "the 3-hour-old re-send is accepted and counted");
     assert_eq!(b.stats.late, 1, "and it is late for its window");
 }
+
+/// Inventory updates out of order: the level comes from the newest update, an older one that
+/// arrives after it is kept as a fact (with the level it reported then) but does not overwrite
+/// the count, is not checked against it (no false mismatch) and is counted as stale.
+#[test]
+fn a_stale_inventory_update_does_not_overwrite_the_newer_level() {
+    let mut p = Processor::new(ProcessorConfig::default(), &stock_catalog());
+    let msgs = vec![
+        inv_msg(0, &inventory(1, "store_001", "SKU9", 0, 200, "restock", at("08:00:00")), at("08:00:00")),
+        // 10:00 arrives before 09:00; its previous level (190) already counts the 09:00 sale.
+        inv_msg(1, &inventory(3, "store_001", "SKU9", 190, -5, "sale", at("10:00:00")), at("10:00:00")),
+        inv_msg(2, &inventory(2, "store_001", "SKU9", 200, -10, "sale", at("09:00:00")), at("10:00:00")),
+    ];
+    let mut out = run_batch(&mut p, &msgs);
+    let facts = out.inventory.finish().unwrap();
+    let on_hand: Vec<i32> = (0..facts.num_rows()).map(|i| column(&facts, "quantity_on_hand").as_primitive::<Int32Type>().value(i)).collect();
+    assert_eq!(on_hand, vec![200, 185, 190], "every update is a fact, with the level it reported");
+    let level = stock(&mut out);
+    assert_eq!(level[0].on_hand, 185, "the newest update's level stands");
+    assert_eq!(level[0].updated_at, at("10:00:00"));
+    assert_eq!(out.stats.stale_inventory, 1);
+    // The 10:00 update's previous level (190) disagrees with the count then (200): a movement
+    // was missing at that point. The late 09:00 update is that movement, not a second mismatch.
+    let mismatches = out.anomalies.iter().filter(|a| a.kind == AnomalyKind::StockMismatch).count();
+    assert_eq!(mismatches, 1, "{:?}", out.anomalies);
+
+    // An update with the same time as the newest one is not stale: arrival order decides.
+    let mut out = run_batch(&mut p, &[inv_msg(3, &inventory(4, "store_001", "SKU9", 185, -1, "sale", at("10:00:00")), at("10:00:01"))]);
+    assert_eq!(stock(&mut out)[0].on_hand, 184);
+    assert_eq!(out.stats.stale_inventory, 0);
+}
