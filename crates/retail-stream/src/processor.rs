@@ -183,9 +183,12 @@ impl Processor {
         self.parts.keys().map(|(k, p)| TopicPartition { topic: k.topic().to_string(), partition: *p }).collect()
     }
 
-    pub fn snapshot(&self, topic: &str, partition: i32) -> Option<PartSnapshot> {
+    /// The partition's state as stored: dedup buckets changed since the last snapshot with
+    /// their ids, the others as references to the objects written for them before (see
+    /// [`PartSnapshot::dedup_segments`]). The first snapshot of a partition holds every id.
+    pub fn snapshot(&mut self, topic: &str, partition: i32) -> Option<PartSnapshot> {
         let kind = TopicKind::from_topic(topic)?;
-        self.parts.get(&(kind, partition)).map(|p| p.to_snapshot(&self.names))
+        self.parts.get_mut(&(kind, partition)).map(|p| p.to_snapshot(&self.names))
     }
 
     /// For each owned partition, the offset of the next record to read (what to commit).
@@ -242,7 +245,13 @@ impl Processor {
         let bucket = ts.div_euclid(self.cfg.window_ms);
         let id = fnv64(event.event_id().as_bytes());
         let first_time = match part.dedup.get_mut(&bucket) {
-            Some(ids) => ids.insert(id),
+            Some(b) => {
+                let new = b.ids.insert(id);
+                if new {
+                    b.segment = None;
+                }
+                new
+            }
             None => {
                 if watermark != NEVER && bucket < (watermark - self.cfg.dedup_horizon_ms).div_euclid(self.cfg.window_ms) {
                     out.stats.beyond_dedup_horizon += 1;
@@ -250,10 +259,10 @@ impl Processor {
                 // A new bucket starts the size of the newest one: traffic changes slowly, and
                 // growing a set of ten thousands of ids by doubling rehashes (and first-touches)
                 // it each time.
-                let hint = part.dedup.last_key_value().map_or(0, |(_, ids)| ids.len());
+                let hint = part.dedup.last_key_value().map_or(0, |(_, b)| b.ids.len());
                 let mut ids = crate::state::IdSet::with_capacity_and_hasher(hint, Default::default());
                 ids.insert(id);
-                part.dedup.insert(bucket, ids);
+                part.dedup.insert(bucket, crate::state::DedupBucket { ids, segment: None });
                 true
             }
         };

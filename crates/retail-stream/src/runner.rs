@@ -19,7 +19,7 @@ use retail_bus::{BusError, Consumer, EventBus, Message, Rebalance, Record, Topic
 use retail_core::{topics, Event};
 use retail_lake::{Lake, LakeError};
 use retail_warehouse::{RecordBatch, Warehouse, WarehouseError};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,6 +94,18 @@ pub enum StreamError {
     Sink(String),
     #[error("checkpoint `{key}` is unreadable: {reason}")]
     Checkpoint { key: String, reason: String },
+}
+
+/// A partition's checkpoint, encoded and ready to write.
+struct Encoded {
+    tp: TopicPartition,
+    next_offset: i64,
+    key: String,
+    bytes: Result<Vec<u8>, StreamError>,
+    /// Dedup buckets changed since the last checkpoint, one object each (written first).
+    dedup: Vec<(String, bytes::Bytes)>,
+    /// Dedup objects only the previous checkpoint referred to (deleted after).
+    unused: Vec<String>,
 }
 
 /// What a run did, returned when it stops.
@@ -200,6 +212,9 @@ pub struct Runner {
     /// Each partition's last snapshot size: the next encodes into a buffer that size (tens of MB
     /// grown by doubling cost as much copying as encoding).
     snapshot_bytes: BTreeMap<TopicPartition, usize>,
+    /// Per partition, the dedup objects its last checkpoint refers to (the next one deletes
+    /// those it no longer refers to).
+    dedup_objects: BTreeMap<TopicPartition, BTreeSet<String>>,
     summary: RunSummary,
 }
 
@@ -455,6 +470,7 @@ impl Runner {
             last_checkpoint: Instant::now(),
             dirty_since_checkpoint: false,
             snapshot_bytes: BTreeMap::new(),
+            dedup_objects: BTreeMap::new(),
             summary: RunSummary::default(),
         };
         let initial = runner.consumer.assignment();
@@ -493,6 +509,42 @@ impl Runner {
         format!("{}/{}/{}/{:03}.{extension}", self.cfg.checkpoint_prefix, self.cfg.group, topic, partition)
     }
 
+    /// Where a partition's dedup buckets are kept, one object per bucket and version.
+    fn dedup_prefix(&self, topic: &str, partition: i32) -> String {
+        self.checkpoint_key_with(topic, partition, "dedup/")
+    }
+
+    fn dedup_key(&self, topic: &str, partition: i32, bucket: i64, version: i64) -> String {
+        format!("{}{bucket}-{version}.ids", self.dedup_prefix(topic, partition))
+    }
+
+    /// Load the dedup buckets a stored snapshot refers to into it, and delete the partition's
+    /// dedup objects it does not refer to (left by a checkpoint that crashed before its state
+    /// object was written). Returns the keys referred to.
+    async fn load_dedup(&self, tp: &TopicPartition, snapshot: Option<&mut PartSnapshot>) -> Result<BTreeSet<String>, StreamError> {
+        let mut referenced = BTreeSet::new();
+        if let Some(snap) = snapshot {
+            for &(bucket, version) in &snap.dedup_segments {
+                let key = self.dedup_key(&tp.topic, tp.partition, bucket, version);
+                let lake = self.lake.clone();
+                let bytes = retry("checkpoint read", LakeError::is_retryable, || lake.get(&key)).await?;
+                let reason = |r: &str| StreamError::Checkpoint { key: key.clone(), reason: format!("dedup ids of the checkpoint: {r}") };
+                let ids = crate::state::decode_dedup_ids(&bytes.ok_or_else(|| reason("missing"))?).map_err(|r| reason(&r))?;
+                snap.dedup.push((bucket, ids));
+                referenced.insert(key);
+            }
+        }
+        let lake = self.lake.clone();
+        let prefix = self.dedup_prefix(&tp.topic, tp.partition);
+        let stored = retry("checkpoint list", LakeError::is_retryable, || lake.list(&prefix)).await?;
+        for obj in stored.into_iter().filter(|o| !referenced.contains(&o.key)) {
+            if let Err(e) = self.lake.delete(&obj.key).await {
+                tracing::warn!(key = %obj.key, %e, "deleting an unused dedup object failed; it is only garbage");
+            }
+        }
+        Ok(referenced)
+    }
+
     async fn assign(&mut self, tps: &[TopicPartition]) -> Result<(), StreamError> {
         let mut restored = Vec::new();
         for tp in tps {
@@ -508,6 +560,8 @@ impl Runner {
                     break;
                 }
             }
+            let dedup = self.load_dedup(tp, snapshot.as_mut()).await?;
+            self.dedup_objects.insert(tp.clone(), dedup);
             let resume = self.processor.assign(&tp.topic, tp.partition, snapshot)?;
             if let Some(offset) = resume {
                 self.consumer.seek(tp, offset).await?;
@@ -536,6 +590,7 @@ impl Runner {
             // raw events buffered here are dropped, never written.
             self.raw.remove(&(kind, tp.partition));
             self.owned.remove(&(kind, tp.partition));
+            self.dedup_objects.remove(tp);
             self.processor.revoke(&tp.topic, tp.partition);
             tracing::info!(topic = %tp.topic, partition = tp.partition, "partition revoked");
         }
@@ -888,13 +943,26 @@ impl Runner {
         // must never be ahead of the data.
         let mut encodes = Vec::new();
         for tp in self.processor.owned() {
-            let Some(snap) = self.processor.snapshot(&tp.topic, tp.partition) else { continue };
+            let Some(mut snap) = self.processor.snapshot(&tp.topic, tp.partition) else { continue };
             let key = self.checkpoint_key(&tp.topic, tp.partition);
             let size = self.snapshot_bytes.get(&tp).map_or(64 << 10, |n| n + n / 8);
+            // Changed dedup buckets go to objects of their own; the state object refers to
+            // every bucket's object, and the objects it no longer refers to go after it is written.
+            let changed: Vec<(String, Vec<u64>)> = std::mem::take(&mut snap.dedup)
+                .into_iter()
+                .map(|(bucket, ids)| {
+                    snap.dedup_segments.push((bucket, snap.next_offset));
+                    (self.dedup_key(&tp.topic, tp.partition, bucket, snap.next_offset), ids)
+                })
+                .collect();
+            let referenced: BTreeSet<String> = snap.dedup_segments.iter().map(|&(b, v)| self.dedup_key(&tp.topic, tp.partition, b, v)).collect();
+            let previous = self.dedup_objects.insert(tp.clone(), referenced.clone()).unwrap_or_default();
+            let unused: Vec<String> = previous.difference(&referenced).cloned().collect();
             encodes.push(tokio::task::spawn_blocking(move || {
                 let mut buf = Vec::with_capacity(size);
                 let bytes = snap.encode(&mut buf).map(|()| buf).map_err(|reason| StreamError::Checkpoint { key: key.clone(), reason });
-                (tp, snap.next_offset, key, bytes)
+                let dedup: Vec<(String, bytes::Bytes)> = changed.into_iter().map(|(k, ids)| (k, crate::state::encode_dedup_ids(&ids).into())).collect();
+                Encoded { tp, next_offset: snap.next_offset, key, bytes, dedup, unused }
             }));
         }
         let sinks = self.sinks();
@@ -918,10 +986,20 @@ impl Runner {
             wh_result?;
             let mut done = Durable { positions: Vec::new(), sizes: Vec::new(), started, flushed, snapshotted: Duration::ZERO };
             for task in encodes {
-                let (tp, next_offset, key, bytes) = task.await.map_err(|e| StreamError::Checkpoint { key: "snapshot".into(), reason: e.to_string() })?;
+                let Encoded { tp, next_offset, key, bytes, dedup, unused } =
+                    task.await.map_err(|e| StreamError::Checkpoint { key: "snapshot".into(), reason: e.to_string() })?;
                 let bytes = bytes::Bytes::from(bytes?);
                 done.sizes.push((tp.clone(), bytes.len()));
+                // The dedup objects first: the state object refers to them.
+                for (k, b) in dedup {
+                    retry("checkpoint write", LakeError::is_retryable, || sinks.lake.put(&k, b.clone())).await?;
+                }
                 retry("checkpoint write", LakeError::is_retryable, || sinks.lake.put(&key, bytes.clone())).await?;
+                for k in unused {
+                    if let Err(e) = sinks.lake.delete(&k).await {
+                        tracing::warn!(key = %k, %e, "deleting a replaced dedup object failed; it is only garbage");
+                    }
+                }
                 done.positions.push((tp, next_offset));
             }
             done.snapshotted = started.elapsed();

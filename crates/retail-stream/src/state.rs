@@ -112,6 +112,16 @@ impl StockState {
 
 pub type IdSet = HashSet<u64, BuildHasherDefault<crate::model::IdHasher>>;
 
+/// The event ids of one event-time bucket, and whether a checkpoint object already holds them.
+#[derive(Default)]
+pub struct DedupBucket {
+    pub ids: IdSet,
+    /// The version (`next_offset` when written) of the checkpoint object holding exactly these
+    /// ids; `None` once an id was added since. A checkpoint writes only the buckets without
+    /// one: the dedup horizon holds millions of ids, nearly all in buckets that no longer change.
+    pub segment: Option<i64>,
+}
+
 pub struct PartState {
     pub kind: TopicKind,
     pub partition: i32,
@@ -119,7 +129,7 @@ pub struct PartState {
     pub next_offset: i64,
     pub max_event_ms: i64,
     /// Event-id hashes by event-time bucket, evicted behind the watermark.
-    pub dedup: BTreeMap<i64, IdSet>,
+    pub dedup: BTreeMap<i64, DedupBucket>,
     /// Open windows by start time.
     pub windows: BTreeMap<i64, IdMap<Key, WindowAgg>>,
     pub qty_norm: IdMap<u32, Norm>,
@@ -165,7 +175,14 @@ pub struct PartSnapshot {
     pub partition: i32,
     pub next_offset: i64,
     pub max_event_ms: i64,
+    /// Event-id hashes by bucket, held in this snapshot. As taken by the processor: the
+    /// buckets changed since the last snapshot (the runner moves them to objects of their own).
     pub dedup: Vec<(i64, Vec<u64>)>,
+    /// Buckets whose ids are in a checkpoint object of their own, as (bucket, version). As
+    /// taken: the unchanged buckets; as stored: all of them; as restored (their ids loaded into
+    /// `dedup`): which buckets need no rewrite.
+    #[serde(default)]
+    pub dedup_segments: Vec<(i64, i64)>,
     pub windows: Vec<(i64, String, String, WindowAgg)>,
     pub qty_norm: Vec<(String, Norm)>,
     pub price_norm: Vec<(String, Norm)>,
@@ -176,8 +193,70 @@ pub struct PartSnapshot {
 pub const SNAPSHOT_FORMAT: u32 = 1;
 
 /// Checkpoint bytes start with this, then the snapshot in postcard (compact binary serde).
-/// Checkpoints written before it are JSON and still read.
-const BINARY_MAGIC: &[u8] = b"retail-stream-state/postcard\n";
+/// Checkpoints written before it are postcard without `dedup_segments` (`BINARY_MAGIC_V1`) or
+/// JSON, and still read.
+const BINARY_MAGIC: &[u8] = b"retail-stream-state/postcard-2\n";
+const BINARY_MAGIC_V1: &[u8] = b"retail-stream-state/postcard\n";
+
+/// The binary layout before dedup segments (postcard is not self-describing: a new field is a
+/// new layout).
+#[derive(Deserialize)]
+struct PartSnapshotV1 {
+    format: u32,
+    topic: String,
+    partition: i32,
+    next_offset: i64,
+    max_event_ms: i64,
+    dedup: Vec<(i64, Vec<u64>)>,
+    windows: Vec<(i64, String, String, WindowAgg)>,
+    qty_norm: Vec<(String, Norm)>,
+    price_norm: Vec<(String, Norm)>,
+    pos: Vec<(String, PosRun)>,
+    stock: Vec<(String, String, StockState)>,
+}
+
+impl From<PartSnapshotV1> for PartSnapshot {
+    fn from(v: PartSnapshotV1) -> Self {
+        PartSnapshot {
+            format: v.format,
+            topic: v.topic,
+            partition: v.partition,
+            next_offset: v.next_offset,
+            max_event_ms: v.max_event_ms,
+            dedup: v.dedup,
+            dedup_segments: Vec::new(),
+            windows: v.windows,
+            qty_norm: v.qty_norm,
+            price_norm: v.price_norm,
+            pos: v.pos,
+            stock: v.stock,
+        }
+    }
+}
+
+/// A dedup bucket's checkpoint object: this, the id count (u64 LE), then the ids (u64 LE).
+/// Fixed-width: the ids are hashes, which a varint would spell in 9–10 bytes.
+const DEDUP_MAGIC: &[u8] = b"retail-stream-dedup/1\n";
+
+pub fn encode_dedup_ids(ids: &[u64]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(DEDUP_MAGIC.len() + 8 + ids.len() * 8);
+    buf.extend_from_slice(DEDUP_MAGIC);
+    buf.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+    for id in ids {
+        buf.extend_from_slice(&id.to_le_bytes());
+    }
+    buf
+}
+
+pub fn decode_dedup_ids(bytes: &[u8]) -> Result<Vec<u64>, String> {
+    let body = bytes.strip_prefix(DEDUP_MAGIC).ok_or("not a dedup object of this processor")?;
+    let (count, ids) = body.split_first_chunk::<8>().ok_or("dedup object cut short")?;
+    let count = u64::from_le_bytes(*count);
+    if ids.len() as u64 != count.saturating_mul(8) {
+        return Err(format!("dedup object holds {} bytes of ids, its header says {count} ids", ids.len()));
+    }
+    Ok(ids.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8"))).collect())
+}
 
 impl PartSnapshot {
     /// The checkpoint bytes, appended to `buf`. Binary: a partition's state under load is
@@ -192,6 +271,8 @@ impl PartSnapshot {
     pub fn decode(bytes: &[u8]) -> Result<PartSnapshot, String> {
         if let Some(body) = bytes.strip_prefix(BINARY_MAGIC) {
             postcard::from_bytes(body).map_err(|e| format!("binary checkpoint: {e}"))
+        } else if let Some(body) = bytes.strip_prefix(BINARY_MAGIC_V1) {
+            postcard::from_bytes::<PartSnapshotV1>(body).map(PartSnapshot::from).map_err(|e| format!("binary checkpoint: {e}"))
         } else if bytes.first() == Some(&b'{') {
             serde_json::from_slice(bytes).map_err(|e| format!("JSON checkpoint: {e}"))
         } else {
@@ -201,15 +282,28 @@ impl PartSnapshot {
 }
 
 impl PartState {
-    pub fn to_snapshot(&self, names: &Interner) -> PartSnapshot {
+    /// The state as stored. Dedup buckets changed since the last snapshot come with their ids
+    /// (and count as persisted at this `next_offset` from now on); the others by reference.
+    pub fn to_snapshot(&mut self, names: &Interner) -> PartSnapshot {
         let pair = |k: Key| (names.store_of(k).to_string(), names.product_of(k).to_string());
+        let (mut dedup, mut dedup_segments) = (Vec::new(), Vec::new());
+        for (b, bucket) in &mut self.dedup {
+            match bucket.segment {
+                Some(version) => dedup_segments.push((*b, version)),
+                None => {
+                    dedup.push((*b, bucket.ids.iter().copied().collect()));
+                    bucket.segment = Some(self.next_offset);
+                }
+            }
+        }
         PartSnapshot {
             format: SNAPSHOT_FORMAT,
             topic: self.kind.topic().to_string(),
             partition: self.partition,
             next_offset: self.next_offset,
             max_event_ms: self.max_event_ms,
-            dedup: self.dedup.iter().map(|(b, s)| (*b, s.iter().copied().collect())).collect(),
+            dedup,
+            dedup_segments,
             windows: self
                 .windows
                 .iter()
@@ -238,7 +332,8 @@ impl PartState {
         let mut st = PartState::new(kind, snap.partition);
         st.next_offset = snap.next_offset;
         st.max_event_ms = snap.max_event_ms;
-        st.dedup = snap.dedup.into_iter().map(|(b, ids)| (b, ids.into_iter().collect())).collect();
+        let persisted: BTreeMap<i64, i64> = snap.dedup_segments.into_iter().collect();
+        st.dedup = snap.dedup.into_iter().map(|(b, ids)| (b, DedupBucket { ids: ids.into_iter().collect(), segment: persisted.get(&b).copied() })).collect();
         for (ws, s, p, agg) in snap.windows {
             st.windows.entry(ws).or_default().insert(names.key(&s, &p), agg);
         }
@@ -262,6 +357,7 @@ mod tests {
             next_offset: 12_345,
             max_event_ms: 1_735_725_600_000,
             dedup: vec![(1_735_725_600_000, vec![u64::MAX, 7, 1 << 40])],
+            dedup_segments: vec![(5_785_752, 12_000)],
             windows: vec![(
                 1_735_725_600_000,
                 "store_001".into(),
@@ -288,6 +384,90 @@ mod tests {
         assert!(PartSnapshot::decode(&bytes[..bytes.len() - 3]).is_err());
         assert!(PartSnapshot::decode(b"garbage").is_err());
         assert!(PartSnapshot::decode(b"").is_err());
+    }
+
+    #[test]
+    fn snapshots_of_the_binary_layout_before_dedup_segments_are_read() {
+        let snap = sample_snapshot();
+        #[derive(Serialize)]
+        struct V1<'a> {
+            format: u32,
+            topic: &'a str,
+            partition: i32,
+            next_offset: i64,
+            max_event_ms: i64,
+            dedup: &'a [(i64, Vec<u64>)],
+            windows: &'a [(i64, String, String, WindowAgg)],
+            qty_norm: &'a [(String, Norm)],
+            price_norm: &'a [(String, Norm)],
+            pos: &'a [(String, PosRun)],
+            stock: &'a [(String, String, StockState)],
+        }
+        let v1 = V1 {
+            format: snap.format,
+            topic: &snap.topic,
+            partition: snap.partition,
+            next_offset: snap.next_offset,
+            max_event_ms: snap.max_event_ms,
+            dedup: &snap.dedup,
+            windows: &snap.windows,
+            qty_norm: &snap.qty_norm,
+            price_norm: &snap.price_norm,
+            pos: &snap.pos,
+            stock: &snap.stock,
+        };
+        let mut bytes = BINARY_MAGIC_V1.to_vec();
+        postcard::to_io(&v1, &mut bytes).unwrap();
+        assert_eq!(PartSnapshot::decode(&bytes).unwrap(), PartSnapshot { dedup_segments: vec![], ..snap });
+    }
+
+    #[test]
+    fn dedup_objects_round_trip_and_reject_damage() {
+        let ids = vec![0, 1, u64::MAX, 1 << 63, 0x0123_4567_89ab_cdef];
+        let bytes = encode_dedup_ids(&ids);
+        assert_eq!(decode_dedup_ids(&bytes).unwrap(), ids);
+        assert_eq!(decode_dedup_ids(&encode_dedup_ids(&[])).unwrap(), Vec::<u64>::new());
+        assert!(decode_dedup_ids(&bytes[..bytes.len() - 1]).is_err(), "cut short");
+        assert!(decode_dedup_ids(&[&bytes[..], &[0u8; 8]].concat()).is_err(), "longer than its count");
+        assert!(decode_dedup_ids(b"retail-stream-dedup/1\n").is_err());
+        assert!(decode_dedup_ids(b"garbage").is_err());
+    }
+
+    /// A snapshot carries the ids of the buckets changed since the previous one; the others by
+    /// the version of the object written for them, which restoring keeps.
+    #[test]
+    fn snapshots_carry_only_the_dedup_buckets_changed_since_the_last() {
+        let names = Interner::default();
+        let mut st = PartState::new(TopicKind::Sales, 0);
+        let ids = |v: &[u64]| DedupBucket { ids: v.iter().copied().collect(), segment: None };
+        st.dedup.insert(10, ids(&[1, 2]));
+        st.dedup.insert(11, ids(&[3]));
+        st.next_offset = 50;
+        let first = st.to_snapshot(&names);
+        assert_eq!(first.dedup.iter().map(|(b, v)| (*b, v.len())).collect::<Vec<_>>(), vec![(10, 2), (11, 1)]);
+        assert!(first.dedup_segments.is_empty());
+
+        // Bucket 11 gains an id: only it travels again, bucket 10 by reference.
+        let b11 = st.dedup.get_mut(&11).unwrap();
+        b11.ids.insert(4);
+        b11.segment = None;
+        st.next_offset = 80;
+        let second = st.to_snapshot(&names);
+        assert_eq!(second.dedup.iter().map(|(b, v)| (*b, v.len())).collect::<Vec<_>>(), vec![(11, 2)]);
+        assert_eq!(second.dedup_segments, vec![(10, 50)]);
+        let third = st.to_snapshot(&names);
+        assert!(third.dedup.is_empty());
+        assert_eq!(third.dedup_segments, vec![(10, 50), (11, 80)]);
+
+        // Restored with every bucket's ids loaded: nothing to rewrite until an id is added.
+        let mut restored = third.clone();
+        restored.dedup = vec![(10, vec![1, 2]), (11, vec![3, 4])];
+        let mut names = Interner::default();
+        let mut back = PartState::from_snapshot(TopicKind::Sales, restored, &mut names);
+        assert_eq!(back.dedup[&11].ids.len(), 2);
+        let again = back.to_snapshot(&names);
+        assert!(again.dedup.is_empty());
+        assert_eq!(again.dedup_segments, third.dedup_segments);
     }
 
     #[test]

@@ -104,3 +104,55 @@ async fn a_lost_commit_after_the_last_checkpoint_still_lets_an_idle_run_stop() {
     assert_eq!(after, committed, "the checkpoints' positions are committed again");
     verify(&lake_url, &exp, 4).await;
 }
+
+/// The dedup ids live in one object per event-time bucket, which a checkpoint writes only when
+/// the bucket changed: a restart loads them (re-sends of records from before it are dropped),
+/// a checkpoint that added no id rewrites none, and objects no state refers to are deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedup_buckets_are_checkpointed_incrementally_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bus_url, lake_url, bus) = embedded_bus_and_lake(dir.path()).await;
+    let (records, exp) = generate(20_000, 17, 5);
+    publish_all(&bus, &records).await;
+    let mut child = spawn_worker(&bus_url, &lake_url, "dedup", &["--exit-when-idle"]);
+    assert!(wait_with_deadline(&mut child, 300).success());
+
+    let group_dir = dir.path().join("lake/state/stream/dedup");
+    // Every partition's state refers to its dedup objects (and holds no ids itself), and the
+    // objects are exactly those.
+    let objects = || {
+        let mut found = std::collections::BTreeMap::new();
+        for topic in std::fs::read_dir(&group_dir).unwrap() {
+            for entry in std::fs::read_dir(topic.unwrap().path()).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "state") {
+                    let snap = retail_stream::PartSnapshot::decode(&std::fs::read(&path).unwrap()).unwrap();
+                    assert!(snap.dedup.is_empty(), "{}: ids held inline", path.display());
+                    let dedup_dir = path.with_extension("dedup");
+                    // A partition without events has no dedup objects, nor a folder for them.
+                    let mut stored: Vec<String> =
+                        std::fs::read_dir(&dedup_dir).map(|d| d.map(|e| e.unwrap().file_name().into_string().unwrap()).collect()).unwrap_or_default();
+                    stored.sort();
+                    let mut referenced: Vec<String> = snap.dedup_segments.iter().map(|(b, v)| format!("{b}-{v}.ids")).collect();
+                    referenced.sort();
+                    assert_eq!(stored, referenced, "{}", dedup_dir.display());
+                    found.insert(path, stored);
+                }
+            }
+        }
+        found
+    };
+    let first = objects();
+    assert!(first.values().filter(|o| !o.is_empty()).count() >= 3, "sales and inventory partitions: {first:?}");
+
+    // A stray object (a checkpoint that crashed before writing its state) is cleaned up.
+    let some_dedup_dir = first.iter().find(|(_, o)| !o.is_empty()).unwrap().0.with_extension("dedup");
+    std::fs::write(some_dedup_dir.join("1-999.ids"), b"left over").unwrap();
+    // Re-send the last 3,000 records: every valid one a duplicate of a record from before the restart.
+    publish_all(&bus, &records[records.len() - 3_000..]).await;
+    let mut child = spawn_worker(&bus_url, &lake_url, "dedup", &["--exit-when-idle"]);
+    assert!(wait_with_deadline(&mut child, 300).success());
+    verify(&lake_url, &exp, 5).await;
+    // No bucket gained an id, so the checkpoints after the restart rewrote no dedup object.
+    assert_eq!(objects(), first);
+}
