@@ -13,9 +13,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[test]
 #[ignore = "measurement: cargo test --release -p retail-stream --test core_throughput -- --ignored --nocapture"]
 fn processor_core_events_per_second() {
-    let (records, exp) = generate(400_000, 3, 9);
+    let (records, exp) = generate(402_000, 3, 9);
     let now = chrono::Utc::now();
-    let msgs: Vec<retail_bus::Message> = records.iter().enumerate().map(|(i, (t, _, p))| msg(t, 0, i as i64, p, now)).collect();
+    let mut msgs: Vec<retail_bus::Message> = records.iter().enumerate().map(|(i, (t, _, p))| msg(t, 0, i as i64, p, now)).collect();
+    let tail = msgs.split_off(400_000);
     let started = std::time::Instant::now();
     let mut valid = 0;
     for m in &msgs {
@@ -49,13 +50,31 @@ fn processor_core_events_per_second() {
     let secs = started.elapsed().as_secs_f64();
     println!("processor core: {} records in {secs:.2} s = {:.0} records/s", msgs.len(), msgs.len() as f64 / secs);
 
-    // What a checkpoint of this state costs (the runner encodes one snapshot per partition).
-    let started = std::time::Instant::now();
-    let snapshots: Vec<_> = p.owned().iter().filter_map(|tp| p.snapshot(&tp.topic, tp.partition)).collect();
-    let taken = started.elapsed().as_secs_f64();
-    let started = std::time::Instant::now();
-    let bytes: usize = snapshots.iter().map(|s| serde_json::to_vec(s).unwrap().len()).sum();
-    let encoded = started.elapsed().as_secs_f64();
-    assert!(bytes > 0);
-    println!("checkpoint: {} partitions, snapshot {:.0} ms, JSON encode {:.0} ms, {:.1} MB", snapshots.len(), taken * 1e3, encoded * 1e3, bytes as f64 / 1e6);
+    // What a checkpoint of this state costs (the runner encodes one snapshot per partition):
+    // the first carries every dedup bucket, a later one only the buckets that changed since.
+    let checkpoint = |p: &mut Processor, what: &str| {
+        let started = std::time::Instant::now();
+        let owned = p.owned();
+        let snapshots: Vec<_> = owned.iter().filter_map(|tp| p.snapshot(&tp.topic, tp.partition)).collect();
+        let taken = started.elapsed().as_secs_f64();
+        let started = std::time::Instant::now();
+        let mut bytes = 0;
+        for s in &snapshots {
+            let mut buf = Vec::new();
+            s.encode(&mut buf).unwrap();
+            bytes += buf.len();
+        }
+        let encoded = started.elapsed().as_secs_f64();
+        let ids: usize = snapshots.iter().flat_map(|s| &s.dedup).map(|(_, ids)| ids.len()).sum();
+        println!("checkpoint, {what}: snapshot {:.0} ms, encode {:.0} ms, {:.1} MB, {ids} dedup ids", taken * 1e3, encoded * 1e3, bytes as f64 / 1e6);
+        ids
+    };
+    let all_ids = checkpoint(&mut p, "first");
+    // Two more seconds of traffic at the stream's head, then the next checkpoint.
+    for m in &tail {
+        p.process(m, &mut out);
+    }
+    p.flush(&mut out);
+    let changed_ids = checkpoint(&mut p, "next");
+    assert!(changed_ids < all_ids / 4, "{changed_ids} of {all_ids} ids re-encoded");
 }
