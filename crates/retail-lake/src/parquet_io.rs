@@ -73,7 +73,7 @@ fn mostly_distinct(column: &dyn Array) -> bool {
         return false;
     }
     let data = column.to_data();
-    let mut seen: HashSet<&[u8]> = HashSet::with_capacity(n);
+    let mut seen: HashSet<&[u8], foldhash::fast::RandomState> = HashSet::with_capacity_and_hasher(n, Default::default());
     if let Some(strings) = column.as_string_opt::<i32>() {
         seen.extend((0..n).filter(|&i| strings.is_valid(i)).map(|i| strings.value(i).as_bytes()));
     } else if let Some(width) = column.data_type().primitive_width() {
