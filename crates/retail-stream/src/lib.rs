@@ -12,7 +12,7 @@ pub mod state;
 pub mod validate;
 
 pub use config::{load_catalog, Catalog, ProcessorConfig};
-pub use processor::{BatchStats, Outputs, Processor, RawEvent};
+pub use processor::{BatchStats, Outputs, Processor};
 pub use state::PartSnapshot;
 pub use validate::TopicKind;
 pub mod metrics;

@@ -19,15 +19,6 @@ use retail_core::{
 use retail_warehouse::{InventoryFact, InventoryFacts, SaleFact, SalesFacts, SalesWindows, StockLevels, StockRow, WindowRow};
 use std::collections::{BTreeMap, HashMap};
 
-/// A valid event bound for the lake, with where it came from.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RawEvent {
-    pub kind: TopicKind,
-    pub partition: i32,
-    pub offset: i64,
-    pub event: Event,
-}
-
 /// Counts of what a batch did, for metrics and the live dashboard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchStats {
@@ -51,7 +42,6 @@ pub struct BatchStats {
 /// Everything the processor produced since the outputs were last drained.
 #[derive(Debug, Default)]
 pub struct Outputs {
-    pub raw: Vec<RawEvent>,
     /// `fact_sales` and `fact_inventory` rows, built as Arrow columns straight from the events.
     pub sales: SalesFacts,
     pub inventory: InventoryFacts,
@@ -66,7 +56,6 @@ pub struct Outputs {
 
 impl Outputs {
     pub fn clear(&mut self) {
-        self.raw.clear();
         // Normally already drained into batches by the sink. Otherwise the rows are dropped the
         // same way, which keeps the builders' capacity for the next chunk (like `Vec::clear`);
         // a batch that would not build (a money value out of range) is dropped all the same.
@@ -204,31 +193,34 @@ impl Processor {
     }
 
     /// Apply one record. Never panics on input: anything unusable becomes a dead letter.
-    pub fn process(&mut self, msg: &Message, out: &mut Outputs) {
+    /// Returns whether its event belongs in the raw lake (see [`Processor::process_checked`]).
+    pub fn process(&mut self, msg: &Message, out: &mut Outputs) -> bool {
         let verdict = validate::check(msg);
-        self.process_checked(msg, verdict, out);
+        self.process_checked(msg, &verdict, out)
     }
 
     /// Apply one record whose validation already ran ([`validate::check`], possibly on another
-    /// thread: validation is pure, so where it runs changes nothing).
-    pub fn process_checked(&mut self, msg: &Message, verdict: validate::Verdict, out: &mut Outputs) {
+    /// thread: validation is pure, so where it runs changes nothing). Returns whether the
+    /// record's event is valid and new — the raw lake's input; the caller keeps the events
+    /// (the verdicts), so none is copied on its way to the lake.
+    pub fn process_checked(&mut self, msg: &Message, verdict: &validate::Verdict, out: &mut Outputs) -> bool {
         let Some(kind) = TopicKind::from_topic(&msg.topic) else {
             out.stats.invalid += 1;
             out.dead_letters.push(dead_letter(msg, vec![format!("topic `{}` is not an input of the processor", msg.topic)]));
-            return;
+            return false;
         };
         let part = self.parts.entry((kind, msg.partition)).or_insert_with(|| PartState::new(kind, msg.partition));
         if msg.offset < part.next_offset {
             out.stats.replayed += 1;
-            return;
+            return false;
         }
         part.next_offset = msg.offset + 1;
         let event = match verdict {
             Some(Ok(e)) => e,
             Some(Err(reasons)) => {
                 out.stats.invalid += 1;
-                out.dead_letters.push(dead_letter(msg, reasons));
-                return;
+                out.dead_letters.push(dead_letter(msg, reasons.clone()));
+                return false;
             }
             None => unreachable!("a known topic always has a verdict"),
         };
@@ -238,7 +230,7 @@ impl Processor {
         let watermark = part.watermark(self.cfg.max_out_of_orderness_ms);
         part.max_event_ms = part.max_event_ms.max(ts);
 
-        if let Event::Sale(s) = &event {
+        if let Event::Sale(s) = event {
             // Before dedup: a stuck POS re-sending one line is exactly a run of duplicates.
             Self::stuck_pos(&self.cfg, &mut self.names, part, s, out);
         }
@@ -268,10 +260,10 @@ impl Processor {
         };
         if !first_time {
             out.stats.duplicates += 1;
-            return;
+            return false;
         }
         out.stats.valid += 1;
-        match &event {
+        match event {
             Event::Sale(s) => self.on_sale(kind, msg, s, ts, watermark, out),
             Event::Inventory(i) => self.on_inventory(kind, msg.partition, i, ts, out),
             Event::Price(p) => {
@@ -293,7 +285,7 @@ impl Processor {
             }
             Event::Customer(_) | Event::Alert(_) => {}
         }
-        out.raw.push(RawEvent { kind, partition: msg.partition, offset: msg.offset, event });
+        true
     }
 
     fn info(&mut self, product: u32) -> Option<ProductInfo> {
