@@ -146,6 +146,12 @@ fn strings(n: usize) -> StringBuilder {
     StringBuilder::with_capacity(n, n * 16)
 }
 
+/// A builder for a column of ids, sized from the first row's: ids of one source have one
+/// length (UUIDs: 36), and growing a builder of megabytes by doubling copies it each time.
+fn ids(n: usize, first: Option<&str>) -> StringBuilder {
+    StringBuilder::with_capacity(n, n * first.map_or(16, |s| s.len() + 1))
+}
+
 /// Microseconds since the epoch (what arrow-json makes of the RFC 3339 text), in the column's
 /// timezone.
 fn micros(schema: &SchemaRef, column: usize, values: Vec<i64>) -> ArrayRef {
@@ -156,8 +162,8 @@ fn sales_to_batch(schema: SchemaRef, rows: &[&SaleTransaction]) -> Result<Record
     let n = rows.len();
     let mut event_type = strings(n);
     let mut schema_version = UInt32Builder::with_capacity(n);
-    let mut transaction_id = strings(n);
-    let mut basket_id = strings(n);
+    let mut transaction_id = ids(n, rows.first().map(|r| r.transaction_id.as_str()));
+    let mut basket_id = ids(n, rows.first().map(|r| r.basket_id.as_str()));
     let mut store_id = strings(n);
     let mut product_id = strings(n);
     let mut quantity = Int32Builder::with_capacity(n);
@@ -207,7 +213,7 @@ fn inventory_to_batch(schema: SchemaRef, rows: &[&InventoryUpdate]) -> Result<Re
     let n = rows.len();
     let mut event_type = strings(n);
     let mut schema_version = UInt32Builder::with_capacity(n);
-    let mut inventory_id = strings(n);
+    let mut inventory_id = ids(n, rows.first().map(|r| r.inventory_id.as_str()));
     let mut store_id = strings(n);
     let mut product_id = strings(n);
     let mut quantity_change = Int32Builder::with_capacity(n);
