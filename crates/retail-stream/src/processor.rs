@@ -488,6 +488,10 @@ impl Processor {
             st.dirty = true;
             part.dirty_stock.push(key);
         }
+        if !st.unsaved {
+            st.unsaved = true;
+            part.unsaved_stock.push(key);
+        }
     }
 
     /// Emit every window and stock row changed since the last flush, then close windows past

@@ -102,9 +102,10 @@ struct Encoded {
     next_offset: i64,
     key: String,
     bytes: Result<Vec<u8>, StreamError>,
-    /// Dedup buckets changed since the last checkpoint, one object each (written first).
-    dedup: Vec<(String, bytes::Bytes)>,
-    /// Dedup objects only the previous checkpoint referred to (deleted after).
+    /// Dedup buckets changed since the last checkpoint, one object each, and the stock base or
+    /// delta (written first).
+    side: Vec<(String, Result<bytes::Bytes, StreamError>)>,
+    /// Objects only the previous checkpoint referred to (deleted after).
     unused: Vec<String>,
 }
 
@@ -236,9 +237,9 @@ pub struct Runner {
     /// Each partition's last snapshot size: the next encodes into a buffer that size (tens of MB
     /// grown by doubling cost as much copying as encoding).
     snapshot_bytes: BTreeMap<TopicPartition, usize>,
-    /// Per partition, the dedup objects its last checkpoint refers to (the next one deletes
-    /// those it no longer refers to).
-    dedup_objects: BTreeMap<TopicPartition, BTreeSet<String>>,
+    /// Per partition, the dedup and stock objects its last checkpoint refers to (the next one
+    /// deletes those it no longer refers to).
+    side_objects: BTreeMap<TopicPartition, BTreeSet<String>>,
     summary: RunSummary,
 }
 
@@ -494,7 +495,7 @@ impl Runner {
             last_checkpoint: Instant::now(),
             dirty_since_checkpoint: false,
             snapshot_bytes: BTreeMap::new(),
-            dedup_objects: BTreeMap::new(),
+            side_objects: BTreeMap::new(),
             summary: RunSummary::default(),
         };
         let initial = runner.consumer.assignment();
@@ -542,28 +543,56 @@ impl Runner {
         format!("{}{bucket}-{version}.ids", self.dedup_prefix(topic, partition))
     }
 
-    /// Load the dedup buckets a stored snapshot refers to into it, and delete the partition's
-    /// dedup objects it does not refer to (left by a checkpoint that crashed before its state
-    /// object was written). Returns the keys referred to.
-    async fn load_dedup(&self, tp: &TopicPartition, snapshot: Option<&mut PartSnapshot>) -> Result<BTreeSet<String>, StreamError> {
+    /// Where a partition's stock objects are kept: a base, then deltas.
+    fn stock_prefix(&self, topic: &str, partition: i32) -> String {
+        self.checkpoint_key_with(topic, partition, "stock/")
+    }
+
+    /// The stock object at `position` in the chain (0: the base), written at `version`.
+    fn stock_key(&self, topic: &str, partition: i32, position: usize, version: i64) -> String {
+        format!("{}{position}-{version}.stock", self.stock_prefix(topic, partition))
+    }
+
+    /// Every object a stored snapshot refers to besides itself.
+    fn side_keys(&self, tp: &TopicPartition, snap: &PartSnapshot) -> BTreeSet<String> {
+        let dedup = snap.dedup_segments.iter().map(|&(b, v)| self.dedup_key(&tp.topic, tp.partition, b, v));
+        let stock = snap.stock_segments.iter().enumerate().map(|(i, &v)| self.stock_key(&tp.topic, tp.partition, i, v));
+        dedup.chain(stock).collect()
+    }
+
+    async fn read_side_object(&self, key: &str) -> Result<bytes::Bytes, StreamError> {
+        let lake = self.lake.clone();
+        retry("checkpoint read", LakeError::is_retryable, || lake.get(key))
+            .await?
+            .ok_or_else(|| StreamError::Checkpoint { key: key.to_string(), reason: "an object the checkpoint refers to is missing".into() })
+    }
+
+    /// Load the dedup buckets and stock entries a stored snapshot refers to into it, and delete
+    /// the partition's objects it does not refer to (left by a checkpoint that crashed before
+    /// its state object was written). Returns the keys referred to.
+    async fn load_side_objects(&self, tp: &TopicPartition, snapshot: Option<&mut PartSnapshot>) -> Result<BTreeSet<String>, StreamError> {
         let mut referenced = BTreeSet::new();
         if let Some(snap) = snapshot {
+            let bad = |key: &str, reason: String| StreamError::Checkpoint { key: key.to_string(), reason };
             for &(bucket, version) in &snap.dedup_segments {
                 let key = self.dedup_key(&tp.topic, tp.partition, bucket, version);
-                let lake = self.lake.clone();
-                let bytes = retry("checkpoint read", LakeError::is_retryable, || lake.get(&key)).await?;
-                let reason = |r: &str| StreamError::Checkpoint { key: key.clone(), reason: format!("dedup ids of the checkpoint: {r}") };
-                let ids = crate::state::decode_dedup_ids(&bytes.ok_or_else(|| reason("missing"))?).map_err(|r| reason(&r))?;
+                let ids = crate::state::decode_dedup_ids(&self.read_side_object(&key).await?).map_err(|r| bad(&key, r))?;
                 snap.dedup.push((bucket, ids));
-                referenced.insert(key);
             }
+            // In chain order, after any entries held inline: later entries win.
+            for (position, &version) in snap.stock_segments.iter().enumerate() {
+                let key = self.stock_key(&tp.topic, tp.partition, position, version);
+                snap.stock.extend(crate::state::decode_stock(&self.read_side_object(&key).await?).map_err(|r| bad(&key, r))?);
+            }
+            referenced = self.side_keys(tp, snap);
         }
-        let lake = self.lake.clone();
-        let prefix = self.dedup_prefix(&tp.topic, tp.partition);
-        let stored = retry("checkpoint list", LakeError::is_retryable, || lake.list(&prefix)).await?;
-        for obj in stored.into_iter().filter(|o| !referenced.contains(&o.key)) {
-            if let Err(e) = self.lake.delete(&obj.key).await {
-                tracing::warn!(key = %obj.key, %e, "deleting an unused dedup object failed; it is only garbage");
+        for prefix in [self.dedup_prefix(&tp.topic, tp.partition), self.stock_prefix(&tp.topic, tp.partition)] {
+            let lake = self.lake.clone();
+            let stored = retry("checkpoint list", LakeError::is_retryable, || lake.list(&prefix)).await?;
+            for obj in stored.into_iter().filter(|o| !referenced.contains(&o.key)) {
+                if let Err(e) = self.lake.delete(&obj.key).await {
+                    tracing::warn!(key = %obj.key, %e, "deleting an unused checkpoint object failed; it is only garbage");
+                }
             }
         }
         Ok(referenced)
@@ -584,8 +613,8 @@ impl Runner {
                     break;
                 }
             }
-            let dedup = self.load_dedup(tp, snapshot.as_mut()).await?;
-            self.dedup_objects.insert(tp.clone(), dedup);
+            let side = self.load_side_objects(tp, snapshot.as_mut()).await?;
+            self.side_objects.insert(tp.clone(), side);
             let resume = self.processor.assign(&tp.topic, tp.partition, snapshot)?;
             if let Some(offset) = resume {
                 self.consumer.seek(tp, offset).await?;
@@ -614,7 +643,7 @@ impl Runner {
             // raw events buffered here are dropped, never written.
             self.raw.remove(&(kind, tp.partition));
             self.owned.remove(&(kind, tp.partition));
-            self.dedup_objects.remove(tp);
+            self.side_objects.remove(tp);
             self.processor.revoke(&tp.topic, tp.partition);
             tracing::info!(topic = %tp.topic, partition = tp.partition, "partition revoked");
         }
@@ -968,8 +997,9 @@ impl Runner {
             let Some(mut snap) = self.processor.snapshot(&tp.topic, tp.partition) else { continue };
             let key = self.checkpoint_key(&tp.topic, tp.partition);
             let size = self.snapshot_bytes.get(&tp).map_or(64 << 10, |n| n + n / 8);
-            // Changed dedup buckets go to objects of their own; the state object refers to
-            // every bucket's object, and the objects it no longer refers to go after it is written.
+            // Changed dedup buckets and the stock base or delta go to objects of their own; the
+            // state object refers to them all, and the objects it no longer refers to go after
+            // it is written.
             let changed: Vec<(String, Vec<u64>)> = std::mem::take(&mut snap.dedup)
                 .into_iter()
                 .map(|(bucket, ids)| {
@@ -977,14 +1007,25 @@ impl Runner {
                     (self.dedup_key(&tp.topic, tp.partition, bucket, snap.next_offset), ids)
                 })
                 .collect();
-            let referenced: BTreeSet<String> = snap.dedup_segments.iter().map(|&(b, v)| self.dedup_key(&tp.topic, tp.partition, b, v)).collect();
-            let previous = self.dedup_objects.insert(tp.clone(), referenced.clone()).unwrap_or_default();
+            let stock = std::mem::take(&mut snap.stock);
+            let stock_key = (!stock.is_empty()).then(|| self.stock_key(&tp.topic, tp.partition, snap.stock_segments.len(), snap.next_offset));
+            if stock_key.is_some() {
+                snap.stock_segments.push(snap.next_offset);
+            }
+            let referenced = self.side_keys(&tp, &snap);
+            let previous = self.side_objects.insert(tp.clone(), referenced.clone()).unwrap_or_default();
             let unused: Vec<String> = previous.difference(&referenced).cloned().collect();
             encodes.push(tokio::task::spawn_blocking(move || {
+                let checkpoint_err = |key: &str, reason: String| StreamError::Checkpoint { key: key.to_string(), reason };
                 let mut buf = Vec::with_capacity(size);
-                let bytes = snap.encode(&mut buf).map(|()| buf).map_err(|reason| StreamError::Checkpoint { key: key.clone(), reason });
-                let dedup: Vec<(String, bytes::Bytes)> = changed.into_iter().map(|(k, ids)| (k, crate::state::encode_dedup_ids(&ids).into())).collect();
-                Encoded { tp, next_offset: snap.next_offset, key, bytes, dedup, unused }
+                let bytes = snap.encode(&mut buf).map(|()| buf).map_err(|reason| checkpoint_err(&key, reason));
+                let mut side: Vec<(String, Result<bytes::Bytes, StreamError>)> =
+                    changed.into_iter().map(|(k, ids)| (k, Ok(crate::state::encode_dedup_ids(&ids).into()))).collect();
+                if let Some(k) = stock_key {
+                    let encoded = crate::state::encode_stock(&stock).map(bytes::Bytes::from).map_err(|reason| checkpoint_err(&k, reason));
+                    side.push((k, encoded));
+                }
+                Encoded { tp, next_offset: snap.next_offset, key, bytes, side, unused }
             }));
         }
         let sinks = self.sinks();
@@ -1008,18 +1049,19 @@ impl Runner {
             wh_result?;
             let mut done = Durable { positions: Vec::new(), sizes: Vec::new(), started, flushed, snapshotted: Duration::ZERO };
             for task in encodes {
-                let Encoded { tp, next_offset, key, bytes, dedup, unused } =
+                let Encoded { tp, next_offset, key, bytes, side, unused } =
                     task.await.map_err(|e| StreamError::Checkpoint { key: "snapshot".into(), reason: e.to_string() })?;
                 let bytes = bytes::Bytes::from(bytes?);
                 done.sizes.push((tp.clone(), bytes.len()));
-                // The dedup objects first: the state object refers to them.
-                for (k, b) in dedup {
+                // The dedup and stock objects first: the state object refers to them.
+                for (k, b) in side {
+                    let b = b?;
                     retry("checkpoint write", LakeError::is_retryable, || sinks.lake.put(&k, b.clone())).await?;
                 }
                 retry("checkpoint write", LakeError::is_retryable, || sinks.lake.put(&key, bytes.clone())).await?;
                 for k in unused {
                     if let Err(e) = sinks.lake.delete(&k).await {
-                        tracing::warn!(key = %k, %e, "deleting a replaced dedup object failed; it is only garbage");
+                        tracing::warn!(key = %k, %e, "deleting a replaced checkpoint object failed; it is only garbage");
                     }
                 }
                 done.positions.push((tp, next_offset));

@@ -39,6 +39,9 @@ pub struct StockState {
     pub last_open_ms: i64,
     #[serde(skip)]
     pub dirty: bool,
+    /// Changed since the last snapshot (which then carries it in its stock delta).
+    #[serde(skip)]
+    pub unsaved: bool,
 }
 
 impl Default for StockState {
@@ -56,6 +59,7 @@ impl Default for StockState {
             alert_severity: 0,
             last_open_ms: NEVER,
             dirty: false,
+            unsaved: false,
         }
     }
 }
@@ -138,6 +142,13 @@ pub struct PartState {
     pub stock: IdMap<Key, StockState>,
     pub dirty_windows: Vec<(i64, Key)>,
     pub dirty_stock: Vec<Key>,
+    /// Keys changed since the last snapshot.
+    pub unsaved_stock: Vec<Key>,
+    /// The stock objects the last snapshot refers to, oldest (a full base) first, each by its
+    /// version; and how many entries they hold together (when that outgrows the live keys, the
+    /// next snapshot starts a new base).
+    pub stock_chain: Vec<i64>,
+    pub stock_chain_entries: usize,
 }
 
 impl PartState {
@@ -155,6 +166,9 @@ impl PartState {
             stock: IdMap::default(),
             dirty_windows: Vec::new(),
             dirty_stock: Vec::new(),
+            unsaved_stock: Vec::new(),
+            stock_chain: Vec::new(),
+            stock_chain_entries: 0,
         }
     }
 
@@ -187,7 +201,15 @@ pub struct PartSnapshot {
     pub qty_norm: Vec<(String, Norm)>,
     pub price_norm: Vec<(String, Norm)>,
     pub pos: Vec<(String, PosRun)>,
+    /// Stock entries held in this snapshot. As taken by the processor: every entry when
+    /// `stock_segments` is empty (a new base), else those changed since the last snapshot (a
+    /// delta); the runner moves them to an object of their own.
     pub stock: Vec<(String, String, StockState)>,
+    /// The stock objects, as versions in order (a base, then deltas; later entries win). As
+    /// taken: the chain before this snapshot's entries; as stored: all of it; as restored
+    /// (their entries loaded into `stock`): the chain to extend.
+    #[serde(default)]
+    pub stock_segments: Vec<i64>,
 }
 
 pub const SNAPSHOT_FORMAT: u32 = 1;
@@ -230,6 +252,7 @@ impl From<PartSnapshotV1> for PartSnapshot {
             price_norm: v.price_norm,
             pos: v.pos,
             stock: v.stock,
+            stock_segments: Vec::new(),
         }
     }
 }
@@ -237,6 +260,20 @@ impl From<PartSnapshotV1> for PartSnapshot {
 /// A dedup bucket's checkpoint object: this, the id count (u64 LE), then the ids (u64 LE).
 /// Fixed-width: the ids are hashes, which a varint would spell in 9–10 bytes.
 const DEDUP_MAGIC: &[u8] = b"retail-stream-dedup/1\n";
+
+/// A stock object (a base or a delta of the chain): this, then the entries in postcard.
+const STOCK_MAGIC: &[u8] = b"retail-stream-stock/1\n";
+
+pub fn encode_stock(entries: &[(String, String, StockState)]) -> Result<Vec<u8>, String> {
+    let mut buf = STOCK_MAGIC.to_vec();
+    postcard::to_io(entries, &mut buf).map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+pub fn decode_stock(bytes: &[u8]) -> Result<Vec<(String, String, StockState)>, String> {
+    let body = bytes.strip_prefix(STOCK_MAGIC).ok_or("not a stock object of this processor")?;
+    postcard::from_bytes(body).map_err(|e| format!("stock object: {e}"))
+}
 
 pub fn encode_dedup_ids(ids: &[u64]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(DEDUP_MAGIC.len() + 8 + ids.len() * 8);
@@ -287,6 +324,7 @@ impl PartState {
     pub fn to_snapshot(&mut self, names: &Interner) -> PartSnapshot {
         let pair = |k: Key| (names.store_of(k).to_string(), names.product_of(k).to_string());
         let (mut dedup, mut dedup_segments) = (Vec::new(), Vec::new());
+        let (stock, stock_segments) = self.take_stock(names);
         for (b, bucket) in &mut self.dedup {
             match bucket.segment {
                 Some(version) => dedup_segments.push((*b, version)),
@@ -317,15 +355,47 @@ impl PartState {
             qty_norm: self.qty_norm.iter().map(|(p, n)| (names.name(*p).to_string(), n.clone())).collect(),
             price_norm: self.price_norm.iter().map(|(p, n)| (names.name(*p).to_string(), n.clone())).collect(),
             pos: self.pos.iter().map(|(s, r)| (names.name(*s).to_string(), r.clone())).collect(),
-            stock: self
-                .stock
-                .iter()
-                .map(|(k, st)| {
-                    let (s, p) = pair(*k);
-                    (s, p, st.clone())
-                })
-                .collect(),
+            stock,
+            stock_segments,
         }
+    }
+
+    /// The stock part of a snapshot: every entry (a new base) when there is no chain yet or the
+    /// chain holds more than twice the live entries, else the entries changed since the last
+    /// snapshot. Under load most store×SKUs do not change between two checkpoints, and there
+    /// can be millions of them. Records the chain as it will be once the runner wrote them.
+    fn take_stock(&mut self, names: &Interner) -> (Vec<(String, String, StockState)>, Vec<i64>) {
+        let pair = |k: Key, st: &StockState| (names.store_of(k).to_string(), names.product_of(k).to_string(), st.clone());
+        let base = self.stock_chain.is_empty() || self.stock_chain_entries + self.unsaved_stock.len() > 2 * self.stock.len().max(1024);
+        let entries: Vec<_> = if base {
+            self.stock_chain.clear();
+            self.stock_chain_entries = 0;
+            self.stock
+                .iter_mut()
+                .map(|(k, st)| {
+                    st.unsaved = false;
+                    pair(*k, st)
+                })
+                .collect()
+        } else {
+            let stock = &mut self.stock;
+            self.unsaved_stock
+                .iter()
+                .filter_map(|k| {
+                    stock.get_mut(k).map(|st| {
+                        st.unsaved = false;
+                        pair(*k, st)
+                    })
+                })
+                .collect()
+        };
+        self.unsaved_stock.clear();
+        let chain_before = self.stock_chain.clone();
+        if !entries.is_empty() {
+            self.stock_chain.push(self.next_offset);
+            self.stock_chain_entries += entries.len();
+        }
+        (entries, chain_before)
     }
 
     pub fn from_snapshot(kind: TopicKind, snap: PartSnapshot, names: &mut Interner) -> PartState {
@@ -340,7 +410,14 @@ impl PartState {
         st.qty_norm = snap.qty_norm.into_iter().map(|(p, n)| (names.intern(&p), n)).collect();
         st.price_norm = snap.price_norm.into_iter().map(|(p, n)| (names.intern(&p), n)).collect();
         st.pos = snap.pos.into_iter().map(|(s, r)| (names.intern(&s), r)).collect();
+        st.stock_chain_entries = snap.stock.len();
+        // In chain order: a later entry of a key replaces the earlier one.
         st.stock = snap.stock.into_iter().map(|(s, p, v)| (names.key(&s, &p), v)).collect();
+        st.stock_chain = snap.stock_segments;
+        if st.stock_chain.is_empty() {
+            // Held inline (a checkpoint of an earlier version): the next snapshot writes a base.
+            st.stock_chain_entries = 0;
+        }
         st
     }
 }
@@ -368,6 +445,7 @@ mod tests {
             price_norm: vec![],
             pos: vec![("store_001".into(), PosRun { signature: 42, count: 3 })],
             stock: vec![("store_001".into(), "SKU000001".into(), StockState { on_hand: -2, known: true, mean: 0.1, ..Default::default() })],
+            stock_segments: vec![12_000, 12_500],
         }
     }
 
@@ -418,7 +496,7 @@ mod tests {
         };
         let mut bytes = BINARY_MAGIC_V1.to_vec();
         postcard::to_io(&v1, &mut bytes).unwrap();
-        assert_eq!(PartSnapshot::decode(&bytes).unwrap(), PartSnapshot { dedup_segments: vec![], ..snap });
+        assert_eq!(PartSnapshot::decode(&bytes).unwrap(), PartSnapshot { dedup_segments: vec![], stock_segments: vec![], ..snap });
     }
 
     #[test]
@@ -468,6 +546,66 @@ mod tests {
         let again = back.to_snapshot(&names);
         assert!(again.dedup.is_empty());
         assert_eq!(again.dedup_segments, third.dedup_segments);
+    }
+
+    /// Stock travels as a base and then deltas of the keys changed since the previous snapshot;
+    /// once the chain holds more than twice the live entries, the next snapshot is a new base.
+    #[test]
+    fn stock_snapshots_are_a_base_then_deltas_then_a_new_base() {
+        let mut names = Interner::default();
+        let mut st = PartState::new(TopicKind::Inventory, 1);
+        let keys: Vec<Key> = (0..1500).map(|i| names.key("store_001", &format!("SKU{i}"))).collect();
+        let change = |st: &mut PartState, ks: &[Key], on_hand: i32, offset: i64| {
+            for k in ks {
+                let e = st.stock.entry(*k).or_default();
+                e.on_hand = on_hand;
+                if !e.unsaved {
+                    e.unsaved = true;
+                    st.unsaved_stock.push(*k);
+                }
+            }
+            st.next_offset = offset;
+        };
+        change(&mut st, &keys, 10, 100);
+        let first = st.to_snapshot(&names);
+        assert_eq!((first.stock.len(), first.stock_segments.clone()), (1500, vec![]), "a base");
+        change(&mut st, &keys[..100], 11, 200);
+        let second = st.to_snapshot(&names);
+        assert_eq!((second.stock.len(), second.stock_segments.clone()), (100, vec![100]), "a delta of the changed keys");
+        let quiet = st.to_snapshot(&names);
+        assert_eq!((quiet.stock.len(), quiet.stock_segments.clone()), (0, vec![100, 200]), "nothing changed: no object");
+        change(&mut st, &keys[..1300], 12, 300);
+        let third = st.to_snapshot(&names);
+        assert_eq!((third.stock.len(), third.stock_segments.clone()), (1300, vec![100, 200]), "1,600 in the chain + 1,300 ≤ 2 × 1,500: a delta still");
+        change(&mut st, &keys[..200], 13, 400);
+        let fourth = st.to_snapshot(&names);
+        assert_eq!((fourth.stock.len(), fourth.stock_segments.clone()), (1500, vec![]), "2,900 + 200 > 3,000: a new base");
+
+        // Restored from the chain (entries in chain order), the newest value of each key wins,
+        // and the next snapshot extends the chain.
+        let chain: Vec<_> = [first.stock, second.stock, third.stock.clone()].concat();
+        let restored = PartSnapshot { stock: chain, stock_segments: vec![100, 200, 300], ..third };
+        let mut names2 = Interner::default();
+        let mut back = PartState::from_snapshot(TopicKind::Inventory, restored, &mut names2);
+        assert_eq!(back.stock.len(), 1500);
+        let on_hand = |names: &mut Interner, back: &PartState, i: usize| back.stock[&names.key("store_001", &format!("SKU{i}"))].on_hand;
+        assert_eq!((on_hand(&mut names2, &back, 0), on_hand(&mut names2, &back, 1299), on_hand(&mut names2, &back, 1300)), (12, 12, 10));
+        assert_eq!(back.stock_chain_entries, 2900);
+        let k = names2.key("store_001", "SKU7");
+        back.stock.get_mut(&k).unwrap().unsaved = true;
+        back.unsaved_stock.push(k);
+        back.next_offset = 500;
+        let next = back.to_snapshot(&names2);
+        assert_eq!((next.stock.len(), next.stock_segments), (1, vec![100, 200, 300]), "2,900 + 1: a delta extending the restored chain");
+    }
+
+    #[test]
+    fn stock_objects_round_trip_and_reject_damage() {
+        let entries = sample_snapshot().stock;
+        let bytes = encode_stock(&entries).unwrap();
+        assert_eq!(decode_stock(&bytes).unwrap(), entries);
+        assert!(decode_stock(&bytes[..bytes.len() - 2]).is_err());
+        assert!(decode_stock(b"garbage").is_err());
     }
 
     #[test]
