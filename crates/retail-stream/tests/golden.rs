@@ -296,3 +296,17 @@ fn a_stale_inventory_update_does_not_overwrite_the_newer_level() {
     assert_eq!(stock(&mut out)[0].on_hand, 184);
     assert_eq!(out.stats.stale_inventory, 0);
 }
+
+/// A record handed over without its validation verdict is validated on the spot, not a panic.
+#[test]
+fn a_record_without_its_verdict_is_validated_on_the_spot() {
+    let mut p = Processor::new(window_config(), &Catalog::default());
+    let mut out = Outputs::default();
+    let good = sales_msg(0, &sale(1, "store_001", "SKU1", 2, 10.0, 0.0, at("10:00:00"), None), at("10:00:00"));
+    let bad = sales_msg(1, r#"{"event_type":"sale"}"#, at("10:00:00"));
+    assert!(p.process_checked(&good, &None, &mut out), "valid and new: bound for the lake");
+    assert!(!p.process_checked(&bad, &None, &mut out));
+    assert_eq!((out.stats.valid, out.stats.invalid, out.dead_letters.len()), (1, 1, 1));
+    assert!(!p.process_checked(&good, &None, &mut out), "already applied");
+    assert_eq!(out.stats.replayed, 1);
+}
