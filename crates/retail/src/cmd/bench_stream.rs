@@ -24,6 +24,20 @@ pub struct BenchStreamArgs {
     /// Length of the latency run, seconds.
     #[arg(long, default_value_t = 10)]
     pub latency_secs: u64,
+    /// What the throughput backlog holds.
+    #[arg(long, value_enum, default_value_t = Workload::Pairs)]
+    pub workload: Workload,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// A sale and the inventory movement it causes, round-robin over 200 stores × 500 SKUs:
+    /// every store×SKU equally often, the worst case for anything keyed (each window and stock
+    /// row changes once per 200 k events, so nothing coalesces).
+    Pairs,
+    /// The simulator's retail world (100 stores × 5,000 SKUs): demand by SKU popularity, hour
+    /// and promotions, every input event type, its injected anomalies and malformed records.
+    Sim,
 }
 
 struct Row {
@@ -98,6 +112,38 @@ async fn publish_range(bus: &Arc<dyn EventBus>, from: u64, pairs: u64, base_ms: 
     Ok(())
 }
 
+/// The simulator's world and its first `events` events (from a week back, so all lie in the
+/// past), published as contract JSON keyed by store. Returns the catalog the processor needs.
+async fn publish_sim(bus: &Arc<dyn EventBus>, events: usize) -> anyhow::Result<retail_stream::Catalog> {
+    let config = retail_sim::WorldConfig {
+        seed: 42,
+        stores: 100,
+        products: 5_000,
+        skus_per_store: 5_000,
+        traffic_per_store_minute: 3.0,
+        anomaly_rate: 1.0,
+        demand_truth: false,
+        threads: 2,
+    };
+    let world = Arc::new(retail_sim::World::generate(&config)?);
+    let start = retail_sim::backfill_start(chrono::Utc::now(), 7);
+    let mut sim = retail_sim::Simulator::new(Arc::clone(&world), start)?;
+    let mut published = 0;
+    let mut backfill = sim.backfill(7);
+    while published < events {
+        let Some(hour) = backfill.next() else { anyhow::bail!("the simulated week holds fewer than {events} events") };
+        let take = hour.len().min(events - published);
+        let encoded: Vec<(&'static str, Vec<u8>, Vec<u8>)> =
+            hour[..take].iter().map(|e| (e.event_type().topic(), e.store_id().as_bytes().to_vec(), e.to_json())).collect();
+        for chunk in encoded.chunks(5_000) {
+            let recs: Vec<Record> = chunk.iter().map(|(t, k, p)| Record { topic: t, key: k, payload: p }).collect();
+            bus.publish(&recs).await?;
+        }
+        published += take;
+    }
+    Ok(retail_stream::Catalog { products: world.products().to_vec(), stores: world.stores().to_vec() })
+}
+
 async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &Config) -> anyhow::Result<(Row, Row)> {
     let dir = tempfile::tempdir()?;
     let mut cfg = config.clone();
@@ -110,41 +156,44 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let all_pairs = (args.events as u64).div_ceil(2) + (args.latency_rate as u64 / 2).max(100) * args.latency_secs;
     let base_ms = chrono::Utc::now().timestamp_millis() - 600_000 - (all_pairs as i64 * 2).max(3_000_000);
     let group = format!("bench-{}", uuid_like());
-    let stream_cfg = retail_stream::StreamConfig {
+    let mut stream_cfg = retail_stream::StreamConfig {
         group: group.clone(),
         stop_when_idle: true,
         // The end of the backlog is noticed one empty poll after it: keep that wait short.
         poll_timeout: Duration::from_millis(50),
-        topics: vec![topics::SALES.into(), topics::INVENTORY.into()],
         ..Default::default()
     };
+    if args.workload == Workload::Pairs {
+        stream_cfg.topics = vec![topics::SALES.into(), topics::INVENTORY.into()];
+    }
 
     // Throughput: drain a backlog of `events` records.
     let pairs = (args.events as u64).div_ceil(2);
     // A new group reads from the start: records left by earlier runs would join the backlog.
-    let existing: i64 = sinks.bus.lag(&group, &[topics::SALES, topics::INVENTORY]).await.map(|l| l.iter().map(|(_, n)| (*n).max(0)).sum()).unwrap_or(0);
+    let inputs: Vec<&str> = stream_cfg.topics.iter().map(String::as_str).collect();
+    let existing: i64 = sinks.bus.lag(&group, &inputs).await.map(|l| l.iter().map(|(_, n)| (*n).max(0)).sum()).unwrap_or(0);
     if existing > 0 {
         eprintln!(
             "[{backend}] warning: the topics already hold ≈ {existing} records, which the backlog run reads too; use a fresh broker for comparable numbers"
         );
     }
-    eprintln!("[{backend}] publishing {} records …", pairs * 2);
     let mut stock = Stock::default();
-    publish_range(&sinks.bus, 0, pairs, base_ms, &mut stock).await?;
+    let catalog = match args.workload {
+        Workload::Pairs => {
+            eprintln!("[{backend}] publishing {} records …", pairs * 2);
+            publish_range(&sinks.bus, 0, pairs, base_ms, &mut stock).await?;
+            retail_stream::Catalog::default()
+        }
+        Workload::Sim => {
+            eprintln!("[{backend}] simulating and publishing {} events …", args.events);
+            publish_sim(&sinks.bus, args.events).await?
+        }
+    };
     let metrics = retail_stream::StreamMetrics::new();
     let counters = metrics.counters();
     let started = Instant::now();
     let cpu_before = process_cpu_secs();
-    retail_stream::run(
-        stream_cfg.clone(),
-        sinks.bus.clone(),
-        sinks.lake.clone(),
-        sinks.warehouse.clone(),
-        &Default::default(),
-        metrics,
-        CancellationToken::new(),
-    )
-    .await?;
+    retail_stream::run(stream_cfg.clone(), sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone(), &catalog, metrics, CancellationToken::new()).await?;
     let secs = started.elapsed().as_secs_f64();
     let cpu_secs = cpu_before.zip(process_cpu_secs()).map(|(a, b)| b - a);
     let snap = counters.snapshot();
@@ -167,7 +216,7 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let live_cfg = retail_stream::StreamConfig { stop_when_idle: false, max_batch: 5_000, poll_timeout: Duration::from_millis(20), ..stream_cfg };
     let (bus, lake, wh) = (sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone());
     let c2 = cancel.clone();
-    let processor = tokio::spawn(async move { retail_stream::run(live_cfg, bus, lake, wh, &Default::default(), metrics, c2).await });
+    let processor = tokio::spawn(async move { retail_stream::run(live_cfg, bus, lake, wh, &catalog, metrics, c2).await });
     let tick = Duration::from_millis(10);
     let pairs_per_tick = ((args.latency_rate as u64) / 2 / 100).max(1);
     let mut next = pairs;
