@@ -20,8 +20,15 @@ pub struct ProcessorConfig {
     pub allowed_lateness_ms: i64,
     /// Event ids are remembered this long behind the watermark to drop duplicates.
     pub dedup_horizon_ms: i64,
-    /// Weight of the newest completed hour in the smoothed velocity (EWMA, 0..1].
+    /// Weight of the newest completed hour in the smoothed velocity (EWMA, 0..1]; its memory
+    /// is ≈ 1/α hours. Lead times are days, and a slow mover sells a unit every few days, so
+    /// the memory is days too (0.2, five hours, made each sale of a slow mover look like a
+    /// surge: `retail bench alerts` scores the choice against the simulator's stock-outs).
     pub velocity_alpha: f64,
+    /// Hours of zero demand assumed before a store×SKU's first hour (decaying like real
+    /// hours): the velocity of a new store×SKU grows with evidence instead of jumping to its
+    /// first hour's units.
+    pub velocity_prior_hours: f64,
     /// Stock-out risk at or above which a restock alert opens.
     pub risk_threshold: f64,
     /// Service-level z-score used for the reorder point (1.645 ≈ 95 % cycle service level).
@@ -50,7 +57,8 @@ impl Default for ProcessorConfig {
             max_out_of_orderness_ms: 30_000,
             allowed_lateness_ms: 10 * 60_000,
             dedup_horizon_ms: 2 * 3_600_000,
-            velocity_alpha: 0.2,
+            velocity_alpha: 0.01,
+            velocity_prior_hours: 24.0,
             risk_threshold: 0.5,
             service_z: 1.645,
             alert_cooldown_ms: 3_600_000,

@@ -78,41 +78,57 @@ impl StockState {
         }
         let gap = (hour - self.hour_ms) / HOUR_MS;
         self.fold(self.hour_units as f64, alpha);
-        // After a week of silence the estimate is ~0 anyway; bound the loop for absurd gaps.
-        for _ in 1..gap.min(169) {
+        // After four weeks of silence the estimate is ~0 anyway (α = 0.01: 0.1 % of it is
+        // left); bound the loop for absurd gaps.
+        for _ in 1..gap.min(MAX_GAP_HOURS) {
             self.fold(0.0, alpha);
         }
         self.hour_ms = hour;
         self.hour_units = 0;
     }
 
+    /// Fold one completed hour of `x` units into the averages. Both start at zero and are
+    /// read through [`StockState::weight`], so no single hour sets them: the hour that created
+    /// a store×SKU's state always has demand (the event that created it), and taking it as the
+    /// rate made one sale of a slow mover a rate of one unit per hour.
     fn fold(&mut self, x: f64, alpha: f64) {
-        if self.hours == 0 {
-            self.mean = x;
-            self.var = 0.0;
-        } else {
-            let d = x - self.mean;
-            self.mean += alpha * d;
-            self.var = (1.0 - alpha) * (self.var + alpha * d * d);
-        }
+        // The deviation from the rate so far (none before the first hour).
+        let d = if self.hours == 0 { 0.0 } else { x - self.mean / self.weight(alpha, 0.0) };
+        self.mean += alpha * (x - self.mean);
+        self.var = (1.0 - alpha) * (self.var + alpha * d * d);
         self.hours = self.hours.saturating_add(1);
     }
 
-    /// Smoothed units per hour. Before a first hour completes, the units of the current one.
-    pub fn velocity(&self) -> f64 {
-        if self.hours == 0 {
-            self.hour_units as f64
+    /// What the zero-started averages weigh after `hours` folds: the weights of the hours seen
+    /// (1 − (1 − α)ⁿ) plus `prior_hours` of zero demand before them, decayed like any hour.
+    fn weight(&self, alpha: f64, prior_hours: f64) -> f64 {
+        let decay = (1.0 - alpha).powi(self.hours.min(i32::MAX as u32) as i32);
+        1.0 - decay + alpha * prior_hours * decay
+    }
+
+    /// Smoothed units per hour: the exponentially weighted rate of the completed hours (memory
+    /// ≈ 1/α hours), shrunk towards zero by `prior_hours` of no demand while there are few of
+    /// them. One sale in a first hour is 1/(1 + prior_hours) per hour, not one per hour.
+    pub fn velocity(&self, alpha: f64, prior_hours: f64) -> f64 {
+        let w = self.weight(alpha, prior_hours);
+        if w <= 0.0 {
+            0.0
         } else {
-            self.mean
+            self.mean / w
         }
     }
 
-    /// Variance of hourly demand, floored at the mean: count demand is at least as variable as
-    /// Poisson, and a young estimate (few hours) would otherwise claim certainty.
-    pub fn hourly_variance(&self) -> f64 {
-        self.var.max(self.velocity())
+    /// Variance of hourly demand, weighted like the velocity and floored at it: count demand is
+    /// at least as variable as Poisson, and a young estimate would otherwise claim certainty.
+    pub fn hourly_variance(&self, alpha: f64, prior_hours: f64) -> f64 {
+        let w = self.weight(alpha, prior_hours);
+        let var = if w <= 0.0 { 0.0 } else { self.var / w };
+        var.max(self.velocity(alpha, prior_hours))
     }
 }
+
+/// Empty hours folded at most after a silence (four weeks).
+const MAX_GAP_HOURS: i64 = 28 * 24;
 
 pub type IdSet = HashSet<u64, BuildHasherDefault<crate::model::IdHasher>>;
 
@@ -610,18 +626,32 @@ mod tests {
 
     #[test]
     fn hourly_velocity_folds_gaps_as_zero_demand() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
         let mut s = StockState::default();
         let t0 = 1_735_725_600_000; // 10:00
         s.roll_to(t0, 0.5);
         s.hour_units += 10;
-        assert_eq!(s.velocity(), 10.0); // first hour, partial
+        // No hour completed yet: no rate, not the partial hour's units.
+        assert_eq!((s.velocity(0.5, 0.0), s.velocity(0.5, 2.0)), (0.0, 0.0));
         s.roll_to(t0 + HOUR_MS, 0.5); // 11:00 → folds 10
-        assert_eq!((s.hours, s.mean), (1, 10.0));
+        assert_eq!(s.hours, 1);
+        // One hour of 10: 10/h; with two prior hours of nothing (decayed to one): 10 / 2.
+        assert!(close(s.velocity(0.5, 0.0), 10.0) && close(s.velocity(0.5, 2.0), 5.0), "{s:?}");
         s.hour_units += 6;
         s.roll_to(t0 + 3 * HOUR_MS, 0.5); // 13:00 → folds 6 then an empty 12:00 hour
-                                          // 10 → 10+0.5·(6−10)=8 → 8+0.5·(0−8)=4
-        assert_eq!((s.hours, s.mean), (3, 4.0));
-        assert!(s.var > 0.0);
+                                          // Hours 10, 6, 0 weighted 1/4, 1/2, 1: (2.5 + 3 + 0) / 1.75.
+        assert_eq!(s.hours, 3);
+        assert!(close(s.velocity(0.5, 0.0), 5.5 / 1.75), "{}", s.velocity(0.5, 0.0));
+        assert!(s.hourly_variance(0.5, 0.0) > s.velocity(0.5, 0.0), "10, 6, 0 vary more than Poisson");
+        // A slow mover: one unit in its first hour, then nothing for a day. With the default
+        // memory (α = 0.01) and prior (24 h), about one unit a day, not one an hour.
+        let mut slow = StockState::default();
+        slow.roll_to(t0, 0.01);
+        slow.hour_units += 1;
+        slow.roll_to(t0 + HOUR_MS, 0.01);
+        assert!((0.035..0.045).contains(&slow.velocity(0.01, 24.0)), "{}", slow.velocity(0.01, 24.0));
+        slow.roll_to(t0 + 25 * HOUR_MS, 0.01);
+        assert!((0.015..0.025).contains(&slow.velocity(0.01, 24.0)), "{}", slow.velocity(0.01, 24.0));
         // An older event does not move the bucket back.
         s.roll_to(t0, 0.5);
         assert_eq!(s.hour_ms, t0 + 3 * HOUR_MS);

@@ -16,6 +16,8 @@ pub enum BenchWhich {
     Stream(super::bench_stream::BenchStreamArgs),
     /// Dashboard-shaped query latency on each warehouse backend.
     Query(super::bench_query::BenchQueryArgs),
+    /// Restock alerts scored against the simulator's truth (stock-outs announced, alerts useful).
+    Alerts(super::bench_alerts::BenchAlertsArgs),
 }
 
 pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
@@ -23,5 +25,6 @@ pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
         BenchWhich::Simulate(a) => super::bench_simulate::run(a, config).await,
         BenchWhich::Stream(a) => super::bench_stream::run(a, config).await,
         BenchWhich::Query(a) => super::bench_query::run(a, config).await,
+        BenchWhich::Alerts(a) => super::bench_alerts::run(a, config).await,
     }
 }

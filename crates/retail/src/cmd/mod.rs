@@ -1,6 +1,7 @@
 //! One module per subcommand. Each owns its clap arguments and a `run`.
 
 pub mod bench;
+pub mod bench_alerts;
 pub mod bench_query;
 pub mod bench_simulate;
 pub mod bench_stream;
