@@ -1,4 +1,4 @@
-//! `retail bench alerts`: how good the stream's restock alerts are, scored against the
+//! `retail bench alerts`: how good the stream's restock alerts and anomaly flags are, scored against the
 //! simulator's truth. The simulator knows, per store×SKU and day, the units customers wanted but
 //! could not buy (`lost_units`): a stock-out. The processor (pure, no sinks) runs over the
 //! simulated events, and its alerts are matched with those stock-outs:
@@ -7,10 +7,13 @@
 //!   the share followed by a stock-out of that store×SKU within the horizon;
 //! - recall: of the stock-out episodes (first day of a run of stock-out days), the share that a
 //!   predictive alert announced within the horizon before (or on) that day.
+//!
+//! The simulator also labels the anomalies it injects; each counts as caught when a flag of
+//! its detector kind names its store×SKU during it or up to an hour after.
 
 use crate::config::Config;
 use chrono::NaiveDate;
-use retail_core::{AlertStatus, Severity};
+use retail_core::{AlertStatus, AnomalyKind, Severity};
 use retail_stream::{Catalog, Outputs, Processor, ProcessorConfig};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -32,6 +35,9 @@ pub struct BenchAlertsArgs {
     pub horizon_days: i64,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Multiplier of the simulator's anomaly injection rates (more injected anomalies to score).
+    #[arg(long, default_value_t = 1.0)]
+    pub anomaly_rate: f64,
 }
 
 type Key = (String, String);
@@ -47,6 +53,10 @@ pub struct AlertScore {
     pub already_out: u64,
     pub precision: f64,
     pub recall: f64,
+    /// Per injected anomaly kind: (injected, caught by a flag of its detector kind).
+    pub anomalies: Vec<(retail_sim::truth::InjectedAnomaly, usize, usize)>,
+    /// Flags raised, per kind.
+    pub flags: Vec<(AnomalyKind, usize)>,
 }
 
 /// Simulate, run the processor over the events, and score its alerts against the truth.
@@ -57,7 +67,7 @@ pub fn score(args: &BenchAlertsArgs) -> anyhow::Result<AlertScore> {
         products: args.products,
         skus_per_store: args.products,
         traffic_per_store_minute: args.rate,
-        anomaly_rate: 1.0,
+        anomaly_rate: args.anomaly_rate,
         demand_truth: true,
         threads: 2,
     };
@@ -67,6 +77,7 @@ pub fn score(args: &BenchAlertsArgs) -> anyhow::Result<AlertScore> {
     let catalog = Catalog { products: world.products().to_vec(), stores: world.stores().to_vec() };
     let mut processor = Processor::new(ProcessorConfig::default(), &catalog);
     let mut out = Outputs::default();
+    let mut flags: Vec<(AnomalyKind, String, String, chrono::DateTime<chrono::Utc>)> = Vec::new();
     // Predictive opens (store×SKU, day) and opens because stock is already out.
     let mut predictive: Vec<(Key, NaiveDate)> = Vec::new();
     let (mut already_out, mut events) = (0u64, 0u64);
@@ -98,9 +109,36 @@ pub fn score(args: &BenchAlertsArgs) -> anyhow::Result<AlertScore> {
                 predictive.push(((a.store_id, a.product_id), a.timestamp.date_naive()));
             }
         }
+        flags.extend(out.anomalies.drain(..).map(|f| (f.kind, f.store_id, f.product_id, f.event_time)));
         out.clear();
     }
     let truth = sim.take_truth();
+    // An injected anomaly is caught when its detector's flag names its store×SKU (a stuck POS:
+    // its store) between its start and an hour after its end.
+    let mut anomalies: Vec<(retail_sim::truth::InjectedAnomaly, usize, usize)> = Vec::new();
+    for label in &truth.anomalies {
+        let caught = flags.iter().any(|(kind, store, product, at)| {
+            *kind == label.detector_kind
+                && *store == label.store_id
+                && (label.kind == retail_sim::truth::InjectedAnomaly::StuckPos || *product == label.product_id)
+                && *at >= label.start
+                && *at <= label.end + chrono::Duration::hours(1)
+        });
+        match anomalies.iter_mut().find(|(k, ..)| *k == label.kind) {
+            Some((_, n, c)) => {
+                *n += 1;
+                *c += caught as usize;
+            }
+            None => anomalies.push((label.kind, 1, caught as usize)),
+        }
+    }
+    let mut flag_counts: Vec<(AnomalyKind, usize)> = Vec::new();
+    for (kind, ..) in &flags {
+        match flag_counts.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, n)) => *n += 1,
+            None => flag_counts.push((*kind, 1)),
+        }
+    }
     let stockouts: BTreeSet<(Key, NaiveDate)> =
         truth.demand.iter().filter(|d| d.lost_units > 0).map(|d| ((d.store_id.clone(), d.product_id.clone()), d.date)).collect();
     // Episodes: a stock-out day whose day before was not one.
@@ -122,6 +160,8 @@ pub fn score(args: &BenchAlertsArgs) -> anyhow::Result<AlertScore> {
         already_out,
         precision: useful as f64 / predictive.len().max(1) as f64,
         recall: announced as f64 / episodes.len().max(1) as f64,
+        anomalies,
+        flags: flag_counts,
     })
 }
 
@@ -137,6 +177,12 @@ pub async fn run(args: BenchAlertsArgs, _config: &Config) -> anyhow::Result<()> 
     println!("  'already out' alerts opened    {}", s.already_out);
     println!("  precision (stock-out ≤ {} d)    {:.3}", args.horizon_days, s.precision);
     println!("  recall (announced ≤ {} d ahead) {:.3}", args.horizon_days, s.recall);
+    println!("  injected anomalies caught by the stream's flags (same store×SKU, during it or ≤ 1 h after):");
+    for (kind, n, caught) in &s.anomalies {
+        println!("    {:<20} {caught:>5} of {n:<5} ({:.2})", format!("{kind:?}"), *caught as f64 / (*n).max(1) as f64);
+    }
+    let flags: Vec<String> = s.flags.iter().map(|(k, n)| format!("{} {n}", k.as_str())).collect();
+    println!("  flags raised: {}", flags.join(", "));
     Ok(())
 }
 
@@ -149,7 +195,7 @@ mod tests {
     /// defaults (α = 0.01, 24 prior hours) give 4.6 k at 0.15, every episode still announced.
     #[test]
     fn alerts_announce_stock_outs_without_crying_wolf() {
-        let args = BenchAlertsArgs { stores: 10, products: 600, days: 7, rate: 10.0, horizon_days: 3, seed: 7 };
+        let args = BenchAlertsArgs { stores: 10, products: 600, days: 7, rate: 10.0, horizon_days: 3, seed: 7, anomaly_rate: 1.0 };
         let s = score(&args).unwrap();
         assert!(s.episodes > 50, "the world has stock-outs to announce: {s:?}");
         assert!(s.recall >= 0.95, "{s:?}");
