@@ -48,6 +48,10 @@ pub struct ProcessorConfig {
     /// on-hand is an unexplained drop.
     pub unexplained_drop_min_units: i32,
     pub unexplained_drop_fraction: f64,
+    /// Recorded thefts of at least this many SKUs of one store within `theft_burst_window_ms`
+    /// of event time are a burst: each of them is flagged, however small.
+    pub theft_burst_skus: usize,
+    pub theft_burst_window_ms: i64,
 }
 
 impl Default for ProcessorConfig {
@@ -69,6 +73,8 @@ impl Default for ProcessorConfig {
             stuck_pos_repeats: 5,
             unexplained_drop_min_units: 10,
             unexplained_drop_fraction: 0.3,
+            theft_burst_skus: 3,
+            theft_burst_window_ms: 3 * 3_600_000,
         }
     }
 }

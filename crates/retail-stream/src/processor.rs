@@ -447,7 +447,9 @@ impl Processor {
         }
         let drop = -i.quantity_change;
         let explained = matches!(i.reason, InventoryReason::Sale | InventoryReason::Transfer);
-        if !explained && drop >= cfg.unexplained_drop_min_units && drop as f64 >= cfg.unexplained_drop_fraction * i.previous_quantity.max(1) as f64 {
+        let large_drop =
+            !explained && drop >= cfg.unexplained_drop_min_units && drop as f64 >= cfg.unexplained_drop_fraction * i.previous_quantity.max(1) as f64;
+        if large_drop {
             out.anomalies.push(anomaly(
                 AnomalyKind::UnexplainedStockDrop,
                 &i.store_id,
@@ -496,6 +498,49 @@ impl Processor {
         if !st.unsaved {
             st.unsaved = true;
             part.unsaved_stock.push(key);
+        }
+        if i.reason == InventoryReason::Theft && drop > 0 {
+            Self::theft_burst(cfg, &self.names, part, key, i, ts, large_drop, out);
+        }
+    }
+
+    /// Thefts of several SKUs of one store within a few hours: each theft may be small (a few
+    /// units, under the large-drop rule), but together they are a burst (a shoplifting
+    /// round, an inside job). When the store's recent thefts span `theft_burst_skus` SKUs, each
+    /// theft of the window not yet flagged is (its own event id, so a replay flags the same).
+    #[allow(clippy::too_many_arguments)] // the state, the event and where flags go
+    fn theft_burst(
+        cfg: &ProcessorConfig,
+        names: &Interner,
+        part: &mut PartState,
+        key: model::Key,
+        i: &InventoryUpdate,
+        ts: i64,
+        flagged: bool,
+        out: &mut Outputs,
+    ) {
+        let (store, product) = ((key >> 32) as u32, key as u32);
+        let recent = part.thefts.entry(store).or_default();
+        recent.retain(|t| t.ts > ts - cfg.theft_burst_window_ms && t.ts <= ts + cfg.theft_burst_window_ms);
+        recent.push(crate::state::Theft { ts, product, event_id: i.inventory_id.clone(), flagged });
+        let mut skus: Vec<u32> = recent.iter().map(|t| t.product).collect();
+        skus.sort_unstable();
+        skus.dedup();
+        if skus.len() < cfg.theft_burst_skus {
+            return;
+        }
+        let hours = cfg.theft_burst_window_ms as f64 / 3_600_000.0;
+        for t in recent.iter_mut().filter(|t| !t.flagged) {
+            t.flagged = true;
+            out.anomalies.push(anomaly(
+                AnomalyKind::UnexplainedStockDrop,
+                names.name(store),
+                names.name(t.product),
+                skus.len() as f64,
+                format!("theft burst: {} SKUs of this store recorded stolen within {hours} h", skus.len()),
+                &t.event_id,
+                t.ts,
+            ));
         }
     }
 

@@ -14,6 +14,16 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// Event time before anything was seen.
 pub const NEVER: i64 = i64::MIN;
 
+/// A recorded theft of one store×SKU, kept while it can still be part of a burst.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Theft {
+    pub ts: i64,
+    pub product: u32,
+    pub event_id: String,
+    /// Already flagged as part of a burst.
+    pub flagged: bool,
+}
+
 /// A run of identical sale lines from one store (stuck-POS detection).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 pub struct PosRun {
@@ -155,6 +165,8 @@ pub struct PartState {
     pub qty_norm: IdMap<u32, Norm>,
     pub price_norm: IdMap<u32, Norm>,
     pub pos: IdMap<u32, PosRun>,
+    /// Recent recorded thefts per store (theft-burst detection).
+    pub thefts: IdMap<u32, Vec<Theft>>,
     pub stock: IdMap<Key, StockState>,
     pub dirty_windows: Vec<(i64, Key)>,
     pub dirty_stock: Vec<Key>,
@@ -179,6 +191,7 @@ impl PartState {
             qty_norm: IdMap::default(),
             price_norm: IdMap::default(),
             pos: IdMap::default(),
+            thefts: IdMap::default(),
             stock: IdMap::default(),
             dirty_windows: Vec::new(),
             dirty_stock: Vec::new(),
@@ -226,6 +239,9 @@ pub struct PartSnapshot {
     /// (their entries loaded into `stock`): the chain to extend.
     #[serde(default)]
     pub stock_segments: Vec<i64>,
+    /// Recent recorded thefts per store.
+    #[serde(default)]
+    pub thefts: Vec<(String, Vec<StoredTheft>)>,
 }
 
 pub const SNAPSHOT_FORMAT: u32 = 1;
@@ -233,8 +249,51 @@ pub const SNAPSHOT_FORMAT: u32 = 1;
 /// Checkpoint bytes start with this, then the snapshot in postcard (compact binary serde).
 /// Checkpoints written before it are postcard without `dedup_segments` (`BINARY_MAGIC_V1`) or
 /// JSON, and still read.
-const BINARY_MAGIC: &[u8] = b"retail-stream-state/postcard-2\n";
+const BINARY_MAGIC: &[u8] = b"retail-stream-state/postcard-3\n";
+const BINARY_MAGIC_V2: &[u8] = b"retail-stream-state/postcard-2\n";
 const BINARY_MAGIC_V1: &[u8] = b"retail-stream-state/postcard\n";
+
+/// A recorded theft as stored: (event time, product, event id, already flagged).
+pub type StoredTheft = (i64, String, String, bool);
+
+/// The binary layout before theft bursts.
+#[derive(Deserialize)]
+struct PartSnapshotV2 {
+    format: u32,
+    topic: String,
+    partition: i32,
+    next_offset: i64,
+    max_event_ms: i64,
+    dedup: Vec<(i64, Vec<u64>)>,
+    dedup_segments: Vec<(i64, i64)>,
+    windows: Vec<(i64, String, String, WindowAgg)>,
+    qty_norm: Vec<(String, Norm)>,
+    price_norm: Vec<(String, Norm)>,
+    pos: Vec<(String, PosRun)>,
+    stock: Vec<(String, String, StockState)>,
+    stock_segments: Vec<i64>,
+}
+
+impl From<PartSnapshotV2> for PartSnapshot {
+    fn from(v: PartSnapshotV2) -> Self {
+        PartSnapshot {
+            format: v.format,
+            topic: v.topic,
+            partition: v.partition,
+            next_offset: v.next_offset,
+            max_event_ms: v.max_event_ms,
+            dedup: v.dedup,
+            dedup_segments: v.dedup_segments,
+            windows: v.windows,
+            qty_norm: v.qty_norm,
+            price_norm: v.price_norm,
+            pos: v.pos,
+            stock: v.stock,
+            stock_segments: v.stock_segments,
+            thefts: Vec::new(),
+        }
+    }
+}
 
 /// The binary layout before dedup segments (postcard is not self-describing: a new field is a
 /// new layout).
@@ -269,6 +328,7 @@ impl From<PartSnapshotV1> for PartSnapshot {
             pos: v.pos,
             stock: v.stock,
             stock_segments: Vec::new(),
+            thefts: Vec::new(),
         }
     }
 }
@@ -324,6 +384,8 @@ impl PartSnapshot {
     pub fn decode(bytes: &[u8]) -> Result<PartSnapshot, String> {
         if let Some(body) = bytes.strip_prefix(BINARY_MAGIC) {
             postcard::from_bytes(body).map_err(|e| format!("binary checkpoint: {e}"))
+        } else if let Some(body) = bytes.strip_prefix(BINARY_MAGIC_V2) {
+            postcard::from_bytes::<PartSnapshotV2>(body).map(PartSnapshot::from).map_err(|e| format!("binary checkpoint: {e}"))
         } else if let Some(body) = bytes.strip_prefix(BINARY_MAGIC_V1) {
             postcard::from_bytes::<PartSnapshotV1>(body).map(PartSnapshot::from).map_err(|e| format!("binary checkpoint: {e}"))
         } else if bytes.first() == Some(&b'{') {
@@ -373,6 +435,13 @@ impl PartState {
             pos: self.pos.iter().map(|(s, r)| (names.name(*s).to_string(), r.clone())).collect(),
             stock,
             stock_segments,
+            thefts: self
+                .thefts
+                .iter()
+                .map(|(store, ts)| {
+                    (names.name(*store).to_string(), ts.iter().map(|t| (t.ts, names.name(t.product).to_string(), t.event_id.clone(), t.flagged)).collect())
+                })
+                .collect(),
         }
     }
 
@@ -426,6 +495,14 @@ impl PartState {
         st.qty_norm = snap.qty_norm.into_iter().map(|(p, n)| (names.intern(&p), n)).collect();
         st.price_norm = snap.price_norm.into_iter().map(|(p, n)| (names.intern(&p), n)).collect();
         st.pos = snap.pos.into_iter().map(|(s, r)| (names.intern(&s), r)).collect();
+        st.thefts = snap
+            .thefts
+            .into_iter()
+            .map(|(store, ts)| {
+                let ts = ts.into_iter().map(|(at, product, event_id, flagged)| Theft { ts: at, product: names.intern(&product), event_id, flagged }).collect();
+                (names.intern(&store), ts)
+            })
+            .collect();
         st.stock_chain_entries = snap.stock.len();
         // In chain order: a later entry of a key replaces the earlier one.
         st.stock = snap.stock.into_iter().map(|(s, p, v)| (names.key(&s, &p), v)).collect();
@@ -462,6 +539,7 @@ mod tests {
             pos: vec![("store_001".into(), PosRun { signature: 42, count: 3 })],
             stock: vec![("store_001".into(), "SKU000001".into(), StockState { on_hand: -2, known: true, mean: 0.1, ..Default::default() })],
             stock_segments: vec![12_000, 12_500],
+            thefts: vec![("store_001".into(), vec![(1_735_725_000_000, "SKU000001".into(), "id-1".into(), false)])],
         }
     }
 
@@ -512,7 +590,20 @@ mod tests {
         };
         let mut bytes = BINARY_MAGIC_V1.to_vec();
         postcard::to_io(&v1, &mut bytes).unwrap();
-        assert_eq!(PartSnapshot::decode(&bytes).unwrap(), PartSnapshot { dedup_segments: vec![], stock_segments: vec![], ..snap });
+        assert_eq!(PartSnapshot::decode(&bytes).unwrap(), PartSnapshot { dedup_segments: vec![], stock_segments: vec![], thefts: vec![], ..snap });
+    }
+
+    #[test]
+    fn snapshots_of_the_binary_layout_before_theft_bursts_are_read() {
+        let snap = sample_snapshot();
+        // The layout before: every field but `thefts`, in order.
+        let v2 = (
+            (snap.format, &snap.topic, snap.partition, snap.next_offset, snap.max_event_ms),
+            (&snap.dedup, &snap.dedup_segments, &snap.windows, &snap.qty_norm, &snap.price_norm, &snap.pos, &snap.stock, &snap.stock_segments),
+        );
+        let mut bytes = BINARY_MAGIC_V2.to_vec();
+        postcard::to_io(&v2, &mut bytes).unwrap();
+        assert_eq!(PartSnapshot::decode(&bytes).unwrap(), PartSnapshot { thefts: vec![], ..snap });
     }
 
     #[test]

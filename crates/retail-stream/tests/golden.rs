@@ -312,3 +312,37 @@ fn a_record_without_its_verdict_is_validated_on_the_spot() {
     assert!(!p.process_checked(&good, &None, &mut out), "already applied");
     assert_eq!(out.stats.replayed, 1);
 }
+
+/// Small recorded thefts of several SKUs of one store within the burst window are flagged
+/// together once the third SKU is hit; thefts spread wider than the window, or in another store,
+/// are not.
+#[test]
+fn a_theft_burst_across_skus_is_flagged_though_each_theft_is_small() {
+    let mut p = Processor::new(ProcessorConfig::default(), &Catalog::default());
+    let mut n = 0u64;
+    let mut level: std::collections::HashMap<(String, String), i32> = Default::default();
+    let mut msg = |store: &str, sku: &str, hms: &str| {
+        n += 1;
+        let on_hand = level.entry((store.into(), sku.into())).or_insert(50);
+        *on_hand -= 3;
+        inv_msg(n as i64 - 1, &inventory(n, store, sku, *on_hand + 3, -3, "theft", at(hms)), at(hms))
+    };
+    let msgs = vec![
+        msg("store_001", "SKU1", "10:00:00"),
+        msg("store_001", "SKU2", "10:30:00"),
+        msg("store_002", "SKU3", "10:40:00"), // another store
+        msg("store_001", "SKU1", "11:00:00"), // the same SKU again: still two SKUs
+    ];
+    let out = run_batch(&mut p, &msgs);
+    assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
+    let out = run_batch(&mut p, &[msg("store_001", "SKU3", "12:00:00")]);
+    let flagged: Vec<(&str, &str)> = out.anomalies.iter().map(|a| (a.product_id.as_str(), a.event_id.as_deref().unwrap())).collect();
+    assert_eq!(flagged, vec![("SKU1", uuid(1).as_str()), ("SKU2", uuid(2).as_str()), ("SKU1", uuid(4).as_str()), ("SKU3", uuid(5).as_str())]);
+    assert!(out.anomalies.iter().all(|a| a.kind == AnomalyKind::UnexplainedStockDrop && a.store_id == "store_001"));
+    // A fourth SKU in the window joins the burst: only its own theft is new.
+    let out = run_batch(&mut p, &[msg("store_001", "SKU4", "12:30:00")]);
+    assert_eq!(out.anomalies.iter().map(|a| a.product_id.as_str()).collect::<Vec<_>>(), vec!["SKU4"]);
+    // Hours later, two more SKUs are not a burst: the earlier thefts left the 3 h window.
+    let out = run_batch(&mut p, &[msg("store_001", "SKU5", "18:00:00"), msg("store_001", "SKU6", "18:10:00")]);
+    assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
+}

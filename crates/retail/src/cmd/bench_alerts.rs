@@ -55,8 +55,8 @@ pub struct AlertScore {
     pub recall: f64,
     /// Per injected anomaly kind: (injected, caught by a flag of its detector kind).
     pub anomalies: Vec<(retail_sim::truth::InjectedAnomaly, usize, usize)>,
-    /// Flags raised, per kind.
-    pub flags: Vec<(AnomalyKind, usize)>,
+    /// Flags raised, per kind: (kind, raised, matching an injected anomaly).
+    pub flags: Vec<(AnomalyKind, usize, usize)>,
 }
 
 /// Simulate, run the processor over the events, and score its alerts against the truth.
@@ -132,11 +132,21 @@ pub fn score(args: &BenchAlertsArgs) -> anyhow::Result<AlertScore> {
             None => anomalies.push((label.kind, 1, caught as usize)),
         }
     }
-    let mut flag_counts: Vec<(AnomalyKind, usize)> = Vec::new();
-    for (kind, ..) in &flags {
-        match flag_counts.iter_mut().find(|(k, _)| k == kind) {
-            Some((_, n)) => *n += 1,
-            None => flag_counts.push((*kind, 1)),
+    let mut flag_counts: Vec<(AnomalyKind, usize, usize)> = Vec::new();
+    for (kind, store, product, at) in &flags {
+        let matched = truth.anomalies.iter().any(|l| {
+            l.detector_kind == *kind
+                && l.store_id == *store
+                && (l.kind == retail_sim::truth::InjectedAnomaly::StuckPos || l.product_id == *product)
+                && *at >= l.start
+                && *at <= l.end + chrono::Duration::hours(1)
+        }) as usize;
+        match flag_counts.iter_mut().find(|(k, ..)| k == kind) {
+            Some((_, n, m)) => {
+                *n += 1;
+                *m += matched;
+            }
+            None => flag_counts.push((*kind, 1, matched)),
         }
     }
     let stockouts: BTreeSet<(Key, NaiveDate)> =
@@ -181,7 +191,7 @@ pub async fn run(args: BenchAlertsArgs, _config: &Config) -> anyhow::Result<()> 
     for (kind, n, caught) in &s.anomalies {
         println!("    {:<20} {caught:>5} of {n:<5} ({:.2})", format!("{kind:?}"), *caught as f64 / (*n).max(1) as f64);
     }
-    let flags: Vec<String> = s.flags.iter().map(|(k, n)| format!("{} {n}", k.as_str())).collect();
+    let flags: Vec<String> = s.flags.iter().map(|(k, n, m)| format!("{} {n} ({m} on an injected anomaly)", k.as_str())).collect();
     println!("  flags raised: {}", flags.join(", "));
     Ok(())
 }
