@@ -395,6 +395,9 @@ impl Processor {
             ));
         }
         let norm = part.price_norm.entry(product).or_default();
+        // Until the SKU's own norm exists (slow movers take weeks to sell often enough), the
+        // catalog's list price is the normal, as for price changes.
+        let young = norm.n < cfg.outlier_min_samples;
         // Promotions move prices by tens of percent; only a deviation of many times 10 % counts.
         let floor = 0.1 * norm.mean.abs().max(0.01);
         if let Some(z) = norm.score_then_update(s.unit_price, cfg.outlier_min_samples, floor).filter(|z| *z > cfg.outlier_z) {
@@ -407,6 +410,19 @@ impl Processor {
                 &s.transaction_id,
                 ts,
             ));
+        } else if let Some(info) = info.filter(|_| young) {
+            let ratio = s.list_price / info.list_price.max(0.01);
+            if !(0.2..=5.0).contains(&ratio) {
+                out.anomalies.push(anomaly(
+                    AnomalyKind::PriceOutlier,
+                    &s.store_id,
+                    &s.product_id,
+                    ratio,
+                    format!("shelf price {} is {ratio:.2}× the catalog's {}", s.list_price, info.list_price),
+                    &s.transaction_id,
+                    ts,
+                ));
+            }
         }
     }
 

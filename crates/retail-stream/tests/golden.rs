@@ -346,3 +346,21 @@ fn a_theft_burst_across_skus_is_flagged_though_each_theft_is_small() {
     let out = run_batch(&mut p, &[msg("store_001", "SKU5", "18:00:00"), msg("store_001", "SKU6", "18:10:00")]);
     assert!(out.anomalies.is_empty(), "{:?}", out.anomalies);
 }
+
+/// A price keyed ten times too high (or low) at a POS is flagged against the catalog's list
+/// price while the SKU has too few sales for a norm of its own.
+#[test]
+fn a_mistyped_price_of_a_young_sku_is_flagged_against_the_catalog() {
+    let mut p = Processor::new(ProcessorConfig::default(), &stock_catalog());
+    let msgs = vec![
+        sales_msg(0, &sale(1, "store_001", "SKU9", 1, 1.9, 0.0, at("10:00:00"), None), at("10:00:00")),
+        sales_msg(1, &sale(2, "store_001", "SKU9", 1, 19.0, 0.0, at("10:05:00"), None), at("10:05:00")),
+        sales_msg(2, &sale(3, "store_001", "SKU9", 1, 0.19, 0.0, at("10:10:00"), None), at("10:10:00")),
+        // A promotion (half price) is not a mistake: the shelf price is the list price.
+        sales_msg(3, &sale(4, "store_001", "SKU9", 1, 1.9, 0.5, at("10:15:00"), None), at("10:15:00")),
+    ];
+    let out = run_batch(&mut p, &msgs);
+    let flagged: Vec<(String, f64)> =
+        out.anomalies.iter().filter(|a| a.kind == AnomalyKind::PriceOutlier).map(|a| (a.event_id.clone().unwrap(), a.score)).collect();
+    assert_eq!(flagged, vec![(uuid(2), 10.0), (uuid(3), 0.1)]);
+}
