@@ -312,9 +312,9 @@ struct PartSnapshotV1 {
     stock: Vec<(String, String, StockState)>,
 }
 
-impl From<PartSnapshotV1> for PartSnapshot {
+impl From<PartSnapshotV1> for PartSnapshotV2 {
     fn from(v: PartSnapshotV1) -> Self {
-        PartSnapshot {
+        PartSnapshotV2 {
             format: v.format,
             topic: v.topic,
             partition: v.partition,
@@ -328,7 +328,6 @@ impl From<PartSnapshotV1> for PartSnapshot {
             pos: v.pos,
             stock: v.stock,
             stock_segments: Vec::new(),
-            thefts: Vec::new(),
         }
     }
 }
@@ -387,7 +386,7 @@ impl PartSnapshot {
         } else if let Some(body) = bytes.strip_prefix(BINARY_MAGIC_V2) {
             postcard::from_bytes::<PartSnapshotV2>(body).map(PartSnapshot::from).map_err(|e| format!("binary checkpoint: {e}"))
         } else if let Some(body) = bytes.strip_prefix(BINARY_MAGIC_V1) {
-            postcard::from_bytes::<PartSnapshotV1>(body).map(PartSnapshot::from).map_err(|e| format!("binary checkpoint: {e}"))
+            postcard::from_bytes::<PartSnapshotV1>(body).map(|v1| PartSnapshot::from(PartSnapshotV2::from(v1))).map_err(|e| format!("binary checkpoint: {e}"))
         } else if bytes.first() == Some(&b'{') {
             serde_json::from_slice(bytes).map_err(|e| format!("JSON checkpoint: {e}"))
         } else {

@@ -42,6 +42,35 @@ pub struct BenchAlertsArgs {
 
 type Key = (String, String);
 
+/// An anomaly flag the processor raised.
+struct Flag {
+    kind: AnomalyKind,
+    store: String,
+    product: String,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Whether `flag` is what the detector of an injected anomaly should raise: its kind, naming
+/// its store×SKU (a stuck POS: its store), between its start and an hour after its end.
+fn is_flag_for(flag: &Flag, label: &retail_sim::AnomalyLabel) -> bool {
+    flag.kind == label.detector_kind
+        && flag.store == label.store_id
+        && (label.kind == retail_sim::InjectedAnomaly::StuckPos || flag.product == label.product_id)
+        && flag.at >= label.start
+        && flag.at <= label.end + chrono::Duration::hours(1)
+}
+
+/// Count one more of `key`, and whether it was a hit: (key, count, hits), in first-seen order.
+fn tally<K: PartialEq>(counts: &mut Vec<(K, usize, usize)>, key: K, hit: bool) {
+    match counts.iter_mut().find(|(k, ..)| *k == key) {
+        Some((_, n, h)) => {
+            *n += 1;
+            *h += hit as usize;
+        }
+        None => counts.push((key, 1, hit as usize)),
+    }
+}
+
 /// What the scoring found.
 #[derive(Debug)]
 pub struct AlertScore {
@@ -54,7 +83,7 @@ pub struct AlertScore {
     pub precision: f64,
     pub recall: f64,
     /// Per injected anomaly kind: (injected, caught by a flag of its detector kind).
-    pub anomalies: Vec<(retail_sim::truth::InjectedAnomaly, usize, usize)>,
+    pub anomalies: Vec<(retail_sim::InjectedAnomaly, usize, usize)>,
     /// Flags raised, per kind: (kind, raised, matching an injected anomaly).
     pub flags: Vec<(AnomalyKind, usize, usize)>,
 }
@@ -77,7 +106,7 @@ pub fn score(args: &BenchAlertsArgs) -> anyhow::Result<AlertScore> {
     let catalog = Catalog { products: world.products().to_vec(), stores: world.stores().to_vec() };
     let mut processor = Processor::new(ProcessorConfig::default(), &catalog);
     let mut out = Outputs::default();
-    let mut flags: Vec<(AnomalyKind, String, String, chrono::DateTime<chrono::Utc>)> = Vec::new();
+    let mut flags: Vec<Flag> = Vec::new();
     // Predictive opens (store×SKU, day) and opens because stock is already out.
     let mut predictive: Vec<(Key, NaiveDate)> = Vec::new();
     let (mut already_out, mut events) = (0u64, 0u64);
@@ -109,45 +138,17 @@ pub fn score(args: &BenchAlertsArgs) -> anyhow::Result<AlertScore> {
                 predictive.push(((a.store_id, a.product_id), a.timestamp.date_naive()));
             }
         }
-        flags.extend(out.anomalies.drain(..).map(|f| (f.kind, f.store_id, f.product_id, f.event_time)));
+        flags.extend(out.anomalies.drain(..).map(|f| Flag { kind: f.kind, store: f.store_id, product: f.product_id, at: f.event_time }));
         out.clear();
     }
     let truth = sim.take_truth();
-    // An injected anomaly is caught when its detector's flag names its store×SKU (a stuck POS:
-    // its store) between its start and an hour after its end.
-    let mut anomalies: Vec<(retail_sim::truth::InjectedAnomaly, usize, usize)> = Vec::new();
+    let mut anomalies: Vec<(retail_sim::InjectedAnomaly, usize, usize)> = Vec::new();
     for label in &truth.anomalies {
-        let caught = flags.iter().any(|(kind, store, product, at)| {
-            *kind == label.detector_kind
-                && *store == label.store_id
-                && (label.kind == retail_sim::truth::InjectedAnomaly::StuckPos || *product == label.product_id)
-                && *at >= label.start
-                && *at <= label.end + chrono::Duration::hours(1)
-        });
-        match anomalies.iter_mut().find(|(k, ..)| *k == label.kind) {
-            Some((_, n, c)) => {
-                *n += 1;
-                *c += caught as usize;
-            }
-            None => anomalies.push((label.kind, 1, caught as usize)),
-        }
+        tally(&mut anomalies, label.kind, flags.iter().any(|f| is_flag_for(f, label)));
     }
     let mut flag_counts: Vec<(AnomalyKind, usize, usize)> = Vec::new();
-    for (kind, store, product, at) in &flags {
-        let matched = truth.anomalies.iter().any(|l| {
-            l.detector_kind == *kind
-                && l.store_id == *store
-                && (l.kind == retail_sim::truth::InjectedAnomaly::StuckPos || l.product_id == *product)
-                && *at >= l.start
-                && *at <= l.end + chrono::Duration::hours(1)
-        }) as usize;
-        match flag_counts.iter_mut().find(|(k, ..)| k == kind) {
-            Some((_, n, m)) => {
-                *n += 1;
-                *m += matched;
-            }
-            None => flag_counts.push((*kind, 1, matched)),
-        }
+    for f in &flags {
+        tally(&mut flag_counts, f.kind, truth.anomalies.iter().any(|l| is_flag_for(f, l)));
     }
     let stockouts: BTreeSet<(Key, NaiveDate)> =
         truth.demand.iter().filter(|d| d.lost_units > 0).map(|d| ((d.store_id.clone(), d.product_id.clone()), d.date)).collect();
