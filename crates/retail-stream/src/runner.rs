@@ -774,16 +774,25 @@ impl Runner {
             let current = verdicts.take().expect("a chunk's verdicts are ready before it is applied");
             let next = parts.get(i + 1).copied();
             let t = Instant::now();
-            let (out, next_verdicts) = if threads == 1 {
-                (self.apply_checked(part, current), next.map(|n| crate::validate::check_all(n, 1)))
-            } else {
-                // Validation is pure: the next chunk's can run beside this chunk's processing.
-                std::thread::scope(|scope| {
-                    let ahead = next.map(|n| scope.spawn(move || crate::validate::check_all(n, threads - 1)));
-                    let out = self.apply_checked(part, current);
-                    // A panic in validation is a bug, not bad input (bad input is a verdict).
-                    (out, ahead.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))))
-                })
+            let (out, next_verdicts) = match next {
+                Some(n) if threads > 1 => {
+                    // Validation is pure: the next chunk's runs on helper threads beside this
+                    // chunk's processing, and this thread joins them once its part is done.
+                    let mut slots = crate::validate::slots(n.len());
+                    let queue = crate::validate::ValidationQueue::new(n, &mut slots);
+                    let out = std::thread::scope(|scope| {
+                        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(|| queue.work())).collect();
+                        let out = self.apply_checked(part, current);
+                        queue.work();
+                        // A panic in validation is a bug, not bad input (bad input is a verdict).
+                        for h in helpers {
+                            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                        }
+                        out
+                    });
+                    (out, Some(slots))
+                }
+                _ => (self.apply_checked(part, current), next.map(|n| crate::validate::check_all(n, 1))),
             };
             verdicts = next_verdicts;
             self.metrics.add_stage_time(Stage::Process, t.elapsed());

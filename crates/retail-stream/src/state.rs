@@ -411,6 +411,15 @@ impl PartState {
                 }
             }
         }
+        // Sized up front: a flattened iterator does not know its length, and growing by
+        // doubling copied the open windows (about one per active store×SKU) into fresh memory.
+        let mut windows = Vec::with_capacity(self.windows.values().map(|m| m.len()).sum());
+        windows.extend(self.windows.iter().flat_map(|(ws, m)| {
+            m.iter().map(move |(k, agg)| {
+                let (s, p) = pair(*k);
+                (*ws, s, p, agg.clone())
+            })
+        }));
         PartSnapshot {
             format: SNAPSHOT_FORMAT,
             topic: self.kind.topic().to_string(),
@@ -419,16 +428,7 @@ impl PartState {
             max_event_ms: self.max_event_ms,
             dedup,
             dedup_segments,
-            windows: self
-                .windows
-                .iter()
-                .flat_map(|(ws, m)| {
-                    m.iter().map(move |(k, agg)| {
-                        let (s, p) = pair(*k);
-                        (*ws, s, p, agg.clone())
-                    })
-                })
-                .collect(),
+            windows,
             qty_norm: self.qty_norm.iter().map(|(p, n)| (names.name(*p).to_string(), n.clone())).collect(),
             price_norm: self.price_norm.iter().map(|(p, n)| (names.name(*p).to_string(), n.clone())).collect(),
             pos: self.pos.iter().map(|(s, r)| (names.name(*s).to_string(), r.clone())).collect(),

@@ -66,6 +66,42 @@ pub fn check(msg: &retail_bus::Message) -> Verdict {
 /// Below this many records a batch is validated on the calling thread (a thread costs more).
 const PARALLEL_MIN: usize = 2_048;
 
+/// Records a validating thread claims at a time from a `ValidationQueue`: small enough that the
+/// threads finish together, large enough that claiming (one lock) costs nothing.
+const BLOCK: usize = 256;
+
+/// A chunk's validation as blocks that any thread can claim, writing each verdict in place.
+/// Why: the processor's thread, once done applying the previous chunk, joins the helpers on
+/// this one instead of waiting for them (on 2 cores it otherwise idled ≈ a third of the time).
+pub struct ValidationQueue<'a> {
+    blocks: std::sync::Mutex<std::iter::Zip<std::slice::Chunks<'a, retail_bus::Message>, std::slice::ChunksMut<'a, Verdict>>>,
+}
+
+impl<'a> ValidationQueue<'a> {
+    /// `out` must be as long as `msgs` (one slot per record).
+    pub fn new(msgs: &'a [retail_bus::Message], out: &'a mut [Verdict]) -> ValidationQueue<'a> {
+        debug_assert_eq!(msgs.len(), out.len());
+        ValidationQueue { blocks: std::sync::Mutex::new(msgs.chunks(BLOCK).zip(out.chunks_mut(BLOCK))) }
+    }
+
+    /// Validate blocks until none is left.
+    pub fn work(&self) {
+        loop {
+            // A poisoned lock means another validating thread panicked (a bug): the scope
+            // re-raises that panic, so this thread only stops.
+            let Some((msgs, out)) = self.blocks.lock().ok().and_then(|mut b| b.next()) else { return };
+            for (m, v) in msgs.iter().zip(out) {
+                *v = check(m);
+            }
+        }
+    }
+}
+
+/// One empty verdict slot per record, for a `ValidationQueue` to fill.
+pub fn slots(n: usize) -> Vec<Verdict> {
+    std::iter::repeat_with(|| None).take(n).collect()
+}
+
 /// Validate a batch on up to `threads` threads, verdicts in record order. Parsing is most of
 /// the processor's work per record and needs no state, so it is what spreads over cores.
 pub fn check_all(msgs: &[retail_bus::Message], threads: usize) -> Vec<Verdict> {
@@ -73,16 +109,17 @@ pub fn check_all(msgs: &[retail_bus::Message], threads: usize) -> Vec<Verdict> {
     if threads == 1 || msgs.len() < PARALLEL_MIN {
         return msgs.iter().map(check).collect();
     }
-    let per = msgs.len().div_ceil(threads);
+    let mut out = slots(msgs.len());
+    let queue = ValidationQueue::new(msgs, &mut out);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = msgs.chunks(per).map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>())).collect();
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(|| queue.work())).collect();
+        queue.work();
         // A panic in validation is a bug, not bad input (bad input is a verdict): propagate it.
-        let mut all = Vec::with_capacity(msgs.len());
-        for h in handles {
-            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        for h in helpers {
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         }
-        all
-    })
+    });
+    out
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@ use super::segment::{self, Decoded};
 use super::{io_err, FsyncPolicy, Inner, Topic};
 use crate::{BusError, Consumer, Message, OffsetReset, Rebalance, TopicPartition};
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::FileExt;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,13 +130,13 @@ impl PartReader {
         // longer than a chunk gets a buffer twice its size.
         let rest = &self.buf[self.head..];
         let size = READ_CHUNK.max(rest.len() * 2).min(rest.len() + (len - seg.pos) as usize);
-        let mut next = BytesMut::with_capacity(size);
+        let mut next = Vec::with_capacity(size);
         next.extend_from_slice(rest);
-        next.resize(size, 0);
-        let n = seg.file.read_at(&mut next[rest.len()..], seg.pos).map_err(|e| io_err("cannot read", &self.dir, e))?;
-        next.truncate(rest.len() + n);
+        // `read_to_end` reads into the vector's spare capacity as it is: no zeroing pass first.
+        let read = (&seg.file).seek(SeekFrom::Start(seg.pos)).and_then(|_| (&seg.file).take((size - rest.len()) as u64).read_to_end(&mut next));
+        let n = read.map_err(|e| io_err("cannot read", &self.dir, e))?;
         seg.pos += n as u64;
-        self.buf = next.freeze();
+        self.buf = Bytes::from(next);
         self.head = 0;
         Ok(n)
     }
