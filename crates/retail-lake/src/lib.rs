@@ -27,7 +27,7 @@ mod rolling;
 pub use layout::{day_of_key, fnv1a, safe_batch_id};
 pub use layout::{features_prefix, model_prefix, raw_day_prefix, FeatureSet, RawKind};
 pub use parquet_io::{batches_to_json_rows, decode_parquet, encode_parquet, encode_parquet_as, rows_to_batch, ParquetProfile};
-pub use raw::{batches_to_events, events_schema, events_to_batch, inventory_schema, sales_schema, schema_of, CompactionReport};
+pub use raw::{batches_to_events, events_schema, events_to_batch, inventory_schema, sales_schema, schema_of, CompactionReport, RawInventory, RawSales};
 pub use rolling::{RollPolicy, RollingWriter};
 
 use bytes::Bytes;

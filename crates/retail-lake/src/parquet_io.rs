@@ -42,7 +42,9 @@ pub fn encode_parquet_as(batches: &[RecordBatch], profile: ParquetProfile) -> Re
             props = props.set_dictionary_enabled(false).set_statistics_enabled(EnabledStatistics::None);
         }
         ParquetProfile::Analytics => {
-            for (field, column) in first.schema().fields().iter().zip(first.columns()) {
+            // The sample comes from the largest batch: a file may start with a few rows only.
+            let sample = batches.iter().max_by_key(|b| b.num_rows()).unwrap_or(first);
+            for (field, column) in first.schema().fields().iter().zip(sample.columns()) {
                 let path = ColumnPath::from(field.name().as_str());
                 if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
                     props = props.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);

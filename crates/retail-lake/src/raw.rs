@@ -4,7 +4,11 @@ use crate::layout::{day_of_key, fnv1a, raw_day_prefix, safe_batch_id, RawKind};
 use crate::parquet_io::{batches_to_json_rows, rows_to_batch};
 use crate::{Lake, LakeError};
 use chrono::NaiveDate;
-use datafusion::arrow::array::{ArrayRef, Float64Builder, Int32Builder, StringBuilder, TimestampMicrosecondArray, UInt32Builder};
+use datafusion::arrow::array::{
+    ArrayBuilder, ArrayRef, AsArray, BooleanArray, Float64Builder, Int32Builder, PrimitiveBuilder, StringBuilder, TimestampMicrosecondArray, UInt32Builder,
+};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{ArrowPrimitiveType, TimestampMicrosecondType};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use retail_core::{CustomerEvent, Event, InventoryUpdate, PriceChange, RestockAlert, SaleTransaction};
@@ -159,96 +163,244 @@ fn micros(schema: &SchemaRef, column: usize, values: Vec<i64>) -> ArrayRef {
 }
 
 fn sales_to_batch(schema: SchemaRef, rows: &[&SaleTransaction]) -> Result<RecordBatch, String> {
-    let n = rows.len();
-    let mut event_type = strings(n);
-    let mut schema_version = UInt32Builder::with_capacity(n);
-    let mut transaction_id = ids(n, rows.first().map(|r| r.transaction_id.as_str()));
-    let mut basket_id = ids(n, rows.first().map(|r| r.basket_id.as_str()));
-    let mut store_id = strings(n);
-    let mut product_id = strings(n);
-    let mut quantity = Int32Builder::with_capacity(n);
-    let mut unit_price = Float64Builder::with_capacity(n);
-    let mut list_price = Float64Builder::with_capacity(n);
-    let mut discount_pct = Float64Builder::with_capacity(n);
-    let mut promotion_id = strings(n);
-    let mut timestamp = Vec::with_capacity(n);
-    let mut customer_id = strings(n);
-    let mut payment_method = strings(n);
+    let mut b = RawSales::with_capacity(rows.len(), rows.first().map(|r| r.transaction_id.as_str()));
     for r in rows {
-        event_type.append_value(r.event_type.as_str());
-        schema_version.append_value(r.schema_version);
-        transaction_id.append_value(&r.transaction_id);
-        basket_id.append_value(&r.basket_id);
-        store_id.append_value(&r.store_id);
-        product_id.append_value(&r.product_id);
-        quantity.append_value(r.quantity);
-        unit_price.append_value(r.unit_price);
-        list_price.append_value(r.list_price);
-        discount_pct.append_value(r.discount_pct);
-        promotion_id.append_option(r.promotion_id.as_deref());
-        timestamp.push(r.timestamp.timestamp_micros());
-        customer_id.append_option(r.customer_id.as_deref());
-        payment_method.append_value(r.payment_method.as_str());
+        b.push(r);
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(event_type.finish()),
-        Arc::new(schema_version.finish()),
-        Arc::new(transaction_id.finish()),
-        Arc::new(basket_id.finish()),
-        Arc::new(store_id.finish()),
-        Arc::new(product_id.finish()),
-        Arc::new(quantity.finish()),
-        Arc::new(unit_price.finish()),
-        Arc::new(list_price.finish()),
-        Arc::new(discount_pct.finish()),
-        Arc::new(promotion_id.finish()),
-        micros(&schema, 11, timestamp),
-        Arc::new(customer_id.finish()),
-        Arc::new(payment_method.finish()),
-    ];
-    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+    debug_assert_eq!(schema, b.schema);
+    b.finish()
 }
 
 fn inventory_to_batch(schema: SchemaRef, rows: &[&InventoryUpdate]) -> Result<RecordBatch, String> {
-    let n = rows.len();
-    let mut event_type = strings(n);
-    let mut schema_version = UInt32Builder::with_capacity(n);
-    let mut inventory_id = ids(n, rows.first().map(|r| r.inventory_id.as_str()));
-    let mut store_id = strings(n);
-    let mut product_id = strings(n);
-    let mut quantity_change = Int32Builder::with_capacity(n);
-    let mut previous_quantity = Int32Builder::with_capacity(n);
-    let mut new_quantity = Int32Builder::with_capacity(n);
-    let mut reason = strings(n);
-    let mut reference_id = strings(n);
-    let mut timestamp = Vec::with_capacity(n);
+    let mut b = RawInventory::with_capacity(rows.len(), rows.first().map(|r| r.inventory_id.as_str()));
     for r in rows {
-        event_type.append_value(r.event_type.as_str());
-        schema_version.append_value(r.schema_version);
-        inventory_id.append_value(&r.inventory_id);
-        store_id.append_value(&r.store_id);
-        product_id.append_value(&r.product_id);
-        quantity_change.append_value(r.quantity_change);
-        previous_quantity.append_value(r.previous_quantity);
-        new_quantity.append_value(r.new_quantity);
-        reason.append_value(r.reason.as_str());
-        reference_id.append_option(r.reference_id.as_deref());
-        timestamp.push(r.timestamp.timestamp_micros());
+        b.push(r);
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(event_type.finish()),
-        Arc::new(schema_version.finish()),
-        Arc::new(inventory_id.finish()),
-        Arc::new(store_id.finish()),
-        Arc::new(product_id.finish()),
-        Arc::new(quantity_change.finish()),
-        Arc::new(previous_quantity.finish()),
-        Arc::new(new_quantity.finish()),
-        Arc::new(reason.finish()),
-        Arc::new(reference_id.finish()),
-        micros(&schema, 10, timestamp),
-    ];
-    RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
+    debug_assert_eq!(schema, b.schema);
+    b.finish()
+}
+
+/// A string column's array; the builder starts over with room for as many values again.
+fn renew_strings(b: &mut StringBuilder) -> ArrayRef {
+    let (rows, bytes) = (b.len(), b.values_slice().len());
+    Arc::new(std::mem::replace(b, StringBuilder::with_capacity(rows, bytes)).finish())
+}
+
+fn renew_micros(schema: &SchemaRef, column: usize, v: &mut Vec<i64>) -> ArrayRef {
+    let n = v.len();
+    micros(schema, column, std::mem::replace(v, Vec::with_capacity(n)))
+}
+
+/// A primitive column's array; the builder starts over with room for as many values again.
+fn renew<T: ArrowPrimitiveType>(b: &mut PrimitiveBuilder<T>) -> ArrayRef {
+    let rows = b.len();
+    Arc::new(std::mem::replace(b, PrimitiveBuilder::with_capacity(rows)).finish())
+}
+
+/// `raw-data/sales` rows appended one sale at a time: what the lake writes, and what the stream
+/// processor fills as it accepts sales (the warehouse's `fact_sales` shares these columns'
+/// buffers instead of copying the strings again).
+pub struct RawSales {
+    schema: SchemaRef,
+    event_type: StringBuilder,
+    schema_version: UInt32Builder,
+    transaction_id: StringBuilder,
+    basket_id: StringBuilder,
+    store_id: StringBuilder,
+    product_id: StringBuilder,
+    quantity: Int32Builder,
+    unit_price: Float64Builder,
+    list_price: Float64Builder,
+    discount_pct: Float64Builder,
+    promotion_id: StringBuilder,
+    timestamp: Vec<i64>,
+    customer_id: StringBuilder,
+    payment_method: StringBuilder,
+}
+
+impl Default for RawSales {
+    fn default() -> Self {
+        RawSales::with_capacity(0, None)
+    }
+}
+
+impl RawSales {
+    /// Room for `n` sales whose ids are about as long as `first_id`.
+    pub fn with_capacity(n: usize, first_id: Option<&str>) -> RawSales {
+        RawSales {
+            schema: sales_schema(),
+            event_type: strings(n),
+            schema_version: UInt32Builder::with_capacity(n),
+            transaction_id: ids(n, first_id),
+            basket_id: ids(n, first_id),
+            store_id: strings(n),
+            product_id: strings(n),
+            quantity: Int32Builder::with_capacity(n),
+            unit_price: Float64Builder::with_capacity(n),
+            list_price: Float64Builder::with_capacity(n),
+            discount_pct: Float64Builder::with_capacity(n),
+            promotion_id: strings(n),
+            timestamp: Vec::with_capacity(n),
+            customer_id: strings(n),
+            payment_method: strings(n),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.timestamp.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.timestamp.is_empty()
+    }
+
+    pub fn push(&mut self, r: &SaleTransaction) {
+        self.event_type.append_value(r.event_type.as_str());
+        self.schema_version.append_value(r.schema_version);
+        self.transaction_id.append_value(&r.transaction_id);
+        self.basket_id.append_value(&r.basket_id);
+        self.store_id.append_value(&r.store_id);
+        self.product_id.append_value(&r.product_id);
+        self.quantity.append_value(r.quantity);
+        self.unit_price.append_value(r.unit_price);
+        self.list_price.append_value(r.list_price);
+        self.discount_pct.append_value(r.discount_pct);
+        self.promotion_id.append_option(r.promotion_id.as_deref());
+        self.timestamp.push(r.timestamp.timestamp_micros());
+        self.customer_id.append_option(r.customer_id.as_deref());
+        self.payment_method.append_value(r.payment_method.as_str());
+    }
+
+    /// The rows so far as one batch of the raw sales schema; the builder starts over, sized
+    /// for as many rows again.
+    pub fn finish(&mut self) -> Result<RecordBatch, String> {
+        let columns: Vec<ArrayRef> = vec![
+            renew_strings(&mut self.event_type),
+            renew(&mut self.schema_version),
+            renew_strings(&mut self.transaction_id),
+            renew_strings(&mut self.basket_id),
+            renew_strings(&mut self.store_id),
+            renew_strings(&mut self.product_id),
+            renew(&mut self.quantity),
+            renew(&mut self.unit_price),
+            renew(&mut self.list_price),
+            renew(&mut self.discount_pct),
+            renew_strings(&mut self.promotion_id),
+            renew_micros(&self.schema, 11, &mut self.timestamp),
+            renew_strings(&mut self.customer_id),
+            renew_strings(&mut self.payment_method),
+        ];
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| e.to_string())
+    }
+}
+
+/// `raw-data/inventory` rows appended one update at a time (see [`RawSales`]).
+pub struct RawInventory {
+    schema: SchemaRef,
+    event_type: StringBuilder,
+    schema_version: UInt32Builder,
+    inventory_id: StringBuilder,
+    store_id: StringBuilder,
+    product_id: StringBuilder,
+    quantity_change: Int32Builder,
+    previous_quantity: Int32Builder,
+    new_quantity: Int32Builder,
+    reason: StringBuilder,
+    reference_id: StringBuilder,
+    timestamp: Vec<i64>,
+}
+
+impl Default for RawInventory {
+    fn default() -> Self {
+        RawInventory::with_capacity(0, None)
+    }
+}
+
+impl RawInventory {
+    /// Room for `n` updates whose ids are about as long as `first_id`.
+    pub fn with_capacity(n: usize, first_id: Option<&str>) -> RawInventory {
+        RawInventory {
+            schema: inventory_schema(),
+            event_type: strings(n),
+            schema_version: UInt32Builder::with_capacity(n),
+            inventory_id: ids(n, first_id),
+            store_id: strings(n),
+            product_id: strings(n),
+            quantity_change: Int32Builder::with_capacity(n),
+            previous_quantity: Int32Builder::with_capacity(n),
+            new_quantity: Int32Builder::with_capacity(n),
+            reason: strings(n),
+            reference_id: strings(n),
+            timestamp: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.timestamp.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.timestamp.is_empty()
+    }
+
+    pub fn push(&mut self, r: &InventoryUpdate) {
+        self.event_type.append_value(r.event_type.as_str());
+        self.schema_version.append_value(r.schema_version);
+        self.inventory_id.append_value(&r.inventory_id);
+        self.store_id.append_value(&r.store_id);
+        self.product_id.append_value(&r.product_id);
+        self.quantity_change.append_value(r.quantity_change);
+        self.previous_quantity.append_value(r.previous_quantity);
+        self.new_quantity.append_value(r.new_quantity);
+        self.reason.append_value(r.reason.as_str());
+        self.reference_id.append_option(r.reference_id.as_deref());
+        self.timestamp.push(r.timestamp.timestamp_micros());
+    }
+
+    /// The rows so far as one batch of the raw inventory schema; the builder starts over.
+    pub fn finish(&mut self) -> Result<RecordBatch, String> {
+        let columns: Vec<ArrayRef> = vec![
+            renew_strings(&mut self.event_type),
+            renew(&mut self.schema_version),
+            renew_strings(&mut self.inventory_id),
+            renew_strings(&mut self.store_id),
+            renew_strings(&mut self.product_id),
+            renew(&mut self.quantity_change),
+            renew(&mut self.previous_quantity),
+            renew(&mut self.new_quantity),
+            renew_strings(&mut self.reason),
+            renew_strings(&mut self.reference_id),
+            renew_micros(&self.schema, 10, &mut self.timestamp),
+        ];
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| e.to_string())
+    }
+}
+
+/// Rows of raw batches by the UTC day of their `timestamp` (the lake's folder): a batch within
+/// one day as it is, one that spans days split by a filter.
+fn split_by_day(batches: &[RecordBatch]) -> Result<BTreeMap<NaiveDate, Vec<RecordBatch>>, String> {
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    let mut by_day: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
+    let date = |day: i64| NaiveDate::from_num_days_from_ce_opt((day + 719_163) as i32).ok_or_else(|| format!("day {day} out of range"));
+    for b in batches.iter().filter(|b| b.num_rows() > 0) {
+        let ts = b
+            .column_by_name("timestamp")
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or("a raw batch without a microsecond `timestamp` column")?;
+        let days: Vec<i64> = ts.values().iter().map(|us| us.div_euclid(MICROS_PER_DAY)).collect();
+        if days.iter().all(|d| *d == days[0]) {
+            by_day.entry(date(days[0])?).or_default().push(b.clone());
+            continue;
+        }
+        let mut distinct = days.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for d in distinct {
+            let mask = BooleanArray::from(days.iter().map(|x| *x == d).collect::<Vec<bool>>());
+            by_day.entry(date(d)?).or_default().push(filter_record_batch(b, &mask).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(by_day)
 }
 
 /// Record batches of one kind → typed events.
@@ -306,6 +458,20 @@ impl Lake {
             let batch = events_to_batch(kind, &evs).map_err(|detail| LakeError::Format { key: key.clone(), detail })?;
             writes.push(async move { self.write_parquet(&key, &[batch]).await });
         }
+        futures::future::try_join_all(writes).await?;
+        Ok(())
+    }
+
+    /// `write_raw` for rows already in Arrow form (batches of `kind`'s raw schema, in order):
+    /// one file per day, `part-<batch_id>.parquet`, the same objects `write_raw` would write for
+    /// those events.
+    pub async fn write_raw_batches(&self, batch_id: &str, kind: RawKind, batches: &[RecordBatch]) -> Result<(), LakeError> {
+        let name = safe_batch_id(batch_id);
+        let by_day = split_by_day(batches).map_err(|detail| LakeError::Format { key: format!("raw-data/{}/…/part-{name}.parquet", kind.dir()), detail })?;
+        let writes = by_day.into_iter().map(|(day, batches)| {
+            let key = format!("{}part-{name}.parquet", raw_day_prefix(kind, day));
+            async move { self.write_parquet(&key, &batches).await }
+        });
         futures::future::try_join_all(writes).await?;
         Ok(())
     }

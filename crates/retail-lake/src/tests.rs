@@ -189,6 +189,52 @@ async fn lake_contract(lake: &Lake) {
     assert!(lake.get("models/demand-forecast/v2/model.json").await.unwrap().is_some());
 }
 
+/// Rows already in Arrow form (what the stream processor hands over: several batches, one of
+/// them spanning two days) land as the same objects with the same events as `write_raw` of
+/// those events.
+#[tokio::test]
+async fn raw_batches_land_like_the_events_they_hold() {
+    let (by_events, by_batches) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let open = |dir: &tempfile::TempDir| Lake::open(&format!("file://{}", dir.path().display()), &S3Options::default()).unwrap();
+    let (a, b) = (open(&by_events), open(&by_batches));
+    let events = mixed_batch(0..40);
+    let sales: Vec<&SaleTransaction> = events.iter().filter_map(|e| if let Event::Sale(s) = e { Some(s) } else { None }).collect();
+    let inventory: Vec<&InventoryUpdate> = events.iter().filter_map(|e| if let Event::Inventory(i) = e { Some(i) } else { None }).collect();
+    let (sale_events, inventory_events): (Vec<&Event>, Vec<&Event>) =
+        (events.iter().filter(|e| matches!(e, Event::Sale(_))).collect(), events.iter().filter(|e| matches!(e, Event::Inventory(_))).collect());
+    a.write_raw("retail-sales-transactions/0/0-39", sale_events.iter().copied()).await.unwrap();
+    a.write_raw("retail-inventory-updates/0/0-39", inventory_events.iter().copied()).await.unwrap();
+
+    // Three batches of sales (each across both days) and one of inventory, from the builders.
+    let mut raw_sales = RawSales::default();
+    let mut sale_batches = Vec::new();
+    for chunk in sales.chunks(15) {
+        chunk.iter().for_each(|s| raw_sales.push(s));
+        sale_batches.push(raw_sales.finish().unwrap());
+    }
+    assert_eq!(sale_batches.len(), 3);
+    assert!(raw_sales.is_empty(), "finish empties the builder");
+    let mut raw_inventory = RawInventory::default();
+    inventory.iter().for_each(|i| raw_inventory.push(i));
+    b.write_raw_batches("retail-sales-transactions/0/0-39", RawKind::Sales, &sale_batches).await.unwrap();
+    b.write_raw_batches("retail-inventory-updates/0/0-39", RawKind::Inventory, &[raw_inventory.finish().unwrap()]).await.unwrap();
+
+    let keys = |lake: &Lake| {
+        let lake = lake.clone();
+        async move { lake.list("raw-data/").await.unwrap().into_iter().map(|o| o.key).collect::<Vec<_>>() }
+    };
+    let written = keys(&b).await;
+    assert_eq!(written, keys(&a).await);
+    assert_eq!(written.len(), 4, "two kinds × two days: {written:?}");
+    for kind in [RawKind::Sales, RawKind::Inventory] {
+        for d in [day(1), day(2)] {
+            let (want, got) = (a.read_raw(kind, d).await.unwrap(), b.read_raw(kind, d).await.unwrap());
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "{kind:?} {d}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn local_lake_contract() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@ use retail_core::{
     stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, InventoryReason, InventoryUpdate, RestockAlert, SaleTransaction,
     Severity, SCHEMA_VERSION,
 };
-use retail_warehouse::{InventoryFact, InventoryFacts, SaleFact, SalesFacts, SalesWindows, StockLevels, StockRow, WindowRow};
+use retail_warehouse::{RecordBatch, SalesWindows, StockLevels, StockRow, WarehouseError, WindowRow};
 use std::collections::{BTreeMap, HashMap};
 
 /// Counts of what a batch did, for metrics and the live dashboard.
@@ -39,12 +39,128 @@ pub struct BatchStats {
     pub stale_inventory: u64,
 }
 
+/// Accepted events of one kind as the lake's raw columns, plus what their `fact_*` rows add
+/// and each row's bus partition. Built once per event: the lake writes the raw batch (sliced
+/// per partition) and the warehouse's facts share its arrays (`retail_warehouse::*_from_raw`).
+#[derive(Default)]
+pub struct AcceptedRows<B, X> {
+    pub raw: B,
+    /// Per row: sales [revenue, cost, profit]; inventory [reorder point, safety stock].
+    pub extra: Vec<X>,
+    pub partitions: Vec<i32>,
+}
+
+pub type SaleRows = AcceptedRows<retail_lake::RawSales, [f64; 3]>;
+pub type InventoryRows = AcceptedRows<retail_lake::RawInventory, [i32; 2]>;
+
+/// One chunk's accepted rows of a kind, finished: the raw batch, each row's fact extras and
+/// bus partition.
+pub struct FinishedRows<X> {
+    pub raw: RecordBatch,
+    pub extra: Vec<X>,
+    pub partitions: Vec<i32>,
+}
+
+impl<B, X> std::fmt::Debug for AcceptedRows<B, X> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcceptedRows").field("rows", &self.len()).finish()
+    }
+}
+
+impl<B, X> AcceptedRows<B, X> {
+    pub fn len(&self) -> usize {
+        self.partitions.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.partitions.is_empty()
+    }
+}
+
+impl SaleRows {
+    fn push(&mut self, partition: i32, s: &SaleTransaction, money: [f64; 3]) {
+        self.raw.push(s);
+        self.extra.push(money);
+        self.partitions.push(partition);
+    }
+
+    /// The rows so far; empty afterwards (the builders keep room for as many again).
+    pub fn finish(&mut self) -> Result<FinishedRows<[f64; 3]>, WarehouseError> {
+        let n = self.len();
+        let raw = self.raw.finish().map_err(WarehouseError::Other)?;
+        Ok(FinishedRows {
+            raw,
+            extra: std::mem::replace(&mut self.extra, Vec::with_capacity(n)),
+            partitions: std::mem::replace(&mut self.partitions, Vec::with_capacity(n)),
+        })
+    }
+
+    /// The rows so far as `fact_sales` rows.
+    pub fn finish_facts(&mut self) -> Result<RecordBatch, WarehouseError> {
+        let f = self.finish()?;
+        retail_warehouse::sales_facts_from_raw(&f.raw, &f.extra)
+    }
+}
+
+impl InventoryRows {
+    fn push(&mut self, partition: i32, i: &InventoryUpdate, levels: [i32; 2]) {
+        self.raw.push(i);
+        self.extra.push(levels);
+        self.partitions.push(partition);
+    }
+
+    /// The rows so far; empty afterwards.
+    pub fn finish(&mut self) -> Result<FinishedRows<[i32; 2]>, WarehouseError> {
+        let n = self.len();
+        let raw = self.raw.finish().map_err(WarehouseError::Other)?;
+        Ok(FinishedRows {
+            raw,
+            extra: std::mem::replace(&mut self.extra, Vec::with_capacity(n)),
+            partitions: std::mem::replace(&mut self.partitions, Vec::with_capacity(n)),
+        })
+    }
+
+    /// The rows so far as `fact_inventory` rows.
+    pub fn finish_facts(&mut self) -> Result<RecordBatch, WarehouseError> {
+        let f = self.finish()?;
+        retail_warehouse::inventory_facts_from_raw(&f.raw, &f.extra)
+    }
+}
+
+impl FinishedRows<[f64; 3]> {
+    pub fn facts(&self) -> Result<RecordBatch, WarehouseError> {
+        retail_warehouse::sales_facts_from_raw(&self.raw, &self.extra)
+    }
+}
+
+impl FinishedRows<[i32; 2]> {
+    pub fn facts(&self) -> Result<RecordBatch, WarehouseError> {
+        retail_warehouse::inventory_facts_from_raw(&self.raw, &self.extra)
+    }
+}
+
+impl<X> FinishedRows<X> {
+    /// Each partition's rows as slices of the raw batch (no copy), in row order: a chunk holds
+    /// a run of records per partition (a poll reads partition by partition), so usually one.
+    pub fn raw_by_partition(&self) -> Vec<(i32, RecordBatch)> {
+        let mut out: Vec<(i32, RecordBatch)> = Vec::new();
+        let mut start = 0;
+        while start < self.partitions.len() {
+            let p = self.partitions[start];
+            let len = self.partitions[start..].iter().take_while(|&&q| q == p).count();
+            out.push((p, self.raw.slice(start, len)));
+            start += len;
+        }
+        out
+    }
+}
+
 /// Everything the processor produced since the outputs were last drained.
 #[derive(Debug, Default)]
 pub struct Outputs {
-    /// `fact_sales` and `fact_inventory` rows, built as Arrow columns straight from the events.
-    pub sales: SalesFacts,
-    pub inventory: InventoryFacts,
+    /// Accepted sales and inventory updates: the lake's raw rows and the `fact_sales` /
+    /// `fact_inventory` rows over them, built as Arrow columns straight from the events.
+    pub sales: SaleRows,
+    pub inventory: InventoryRows,
     /// `rt_sales_5min` and `rt_stock` rows, as Arrow columns.
     pub windows: SalesWindows,
     pub stock: StockLevels,
@@ -56,9 +172,8 @@ pub struct Outputs {
 
 impl Outputs {
     pub fn clear(&mut self) {
-        // Normally already drained into batches by the sink. Otherwise the rows are dropped the
-        // same way, which keeps the builders' capacity for the next chunk (like `Vec::clear`);
-        // a batch that would not build (a money value out of range) is dropped all the same.
+        // Normally already drained into batches. Otherwise the rows are dropped the same way,
+        // which keeps the builders' capacity for the next chunk (like `Vec::clear`).
         if !self.sales.is_empty() {
             let _ = self.sales.finish();
         }
@@ -338,22 +453,7 @@ impl Processor {
         }
         let revenue = round2(s.quantity as f64 * s.unit_price);
         let cost = round2(s.quantity as f64 * info.map_or(0.0, |i| i.unit_cost));
-        out.sales.push(SaleFact {
-            sale_id: &s.transaction_id,
-            date_key: s.timestamp.date_naive(),
-            product_key: &s.product_id,
-            store_key: &s.store_id,
-            quantity: s.quantity,
-            revenue,
-            cost,
-            profit: round2(revenue - cost),
-            unit_price: s.unit_price,
-            discount_pct: s.discount_pct,
-            basket_id: &s.basket_id,
-            customer_id: s.customer_id.as_deref(),
-            payment_method: s.payment_method.as_str(),
-            event_time: s.timestamp,
-        });
+        out.sales.push(msg.partition, s, [revenue, cost, round2(revenue - cost)]);
 
         let cfg = &self.cfg;
         let part = self.parts.get_mut(&(kind, msg.partition)).expect("partition entry created by process");
@@ -491,18 +591,7 @@ impl Processor {
             st.updated_ms = ts;
         }
         let view = stock_view(cfg, st, info);
-        out.inventory.push(InventoryFact {
-            inventory_id: &i.inventory_id,
-            date_key: i.timestamp.date_naive(),
-            product_key: &i.product_id,
-            store_key: &i.store_id,
-            quantity_on_hand: i.new_quantity,
-            reorder_point: view.reorder_point,
-            safety_stock: view.safety_stock,
-            quantity_change: i.quantity_change,
-            reason: i.reason.as_str(),
-            event_time: i.timestamp,
-        });
+        out.inventory.push(partition, i, [view.reorder_point, view.safety_stock]);
         // A stale update changed no level, so it neither raises nor resolves an alert.
         if let Some(alert) = (!stale).then(|| evaluate_alert(cfg, st, &view, info, i, ts, &mut out.stats)).flatten() {
             out.alerts.push(alert);

@@ -11,12 +11,14 @@
 //!    overlapping object behind.
 
 use crate::metrics::{Stage, StreamMetrics};
+use crate::processor::FinishedRows;
 use crate::processor::{Outputs, Processor, StateError};
 use crate::state::PartSnapshot;
 use crate::validate::TopicKind;
 use crate::{Catalog, ProcessorConfig};
 use retail_bus::{BusError, Consumer, EventBus, Message, Rebalance, Record, TopicPartition};
 use retail_core::{topics, Event};
+use retail_lake::RawKind;
 use retail_lake::{Lake, LakeError};
 use retail_warehouse::{RecordBatch, Warehouse, WarehouseError};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -131,6 +133,10 @@ struct Sinks {
 /// times (for event→sink latency).
 struct SinkJob {
     out: Outputs,
+    /// The chunk's accepted sales and inventory updates, finished (their raw batches also went
+    /// to the lake buffers): the sink builds the fact rows over them.
+    sales: Option<FinishedRows<[f64; 3]>>,
+    inventory: Option<FinishedRows<[i32; 2]>>,
     appended_ms: Vec<i64>,
 }
 
@@ -151,7 +157,11 @@ const MAX_LAKE_WRITES: usize = 4;
 struct RawBuf {
     first: i64,
     last: i64,
-    /// The events in offset order, a share of each processed chunk.
+    /// Sales and inventory partitions: the raw rows in offset order, slices of each chunk's
+    /// raw batch (shared with the warehouse's fact rows).
+    batches: Vec<RecordBatch>,
+    /// Price and customer partitions: the events in offset order, a share of each chunk's
+    /// validation results (their raw rows are JSON payloads, built when written).
     events: Vec<ChunkEvents>,
     len: usize,
 }
@@ -177,8 +187,29 @@ impl ChunkEvents {
     }
 }
 
-/// A full raw buffer on its way to the lake: the partition's kind, the object name, the events.
-type LakeWrite = (TopicKind, String, Vec<ChunkEvents>);
+/// A full raw buffer on its way to the lake.
+struct LakeWrite {
+    kind: TopicKind,
+    /// The object name (`batch_name`).
+    name: String,
+    batches: Vec<RecordBatch>,
+    events: Vec<ChunkEvents>,
+}
+
+impl LakeWrite {
+    fn len(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum::<usize>() + self.events.iter().map(ChunkEvents::len).sum::<usize>()
+    }
+}
+
+/// The lake's raw kind of a partition whose rows are Arrow batches.
+fn raw_kind(kind: TopicKind) -> RawKind {
+    match kind {
+        TopicKind::Sales => RawKind::Sales,
+        TopicKind::Inventory => RawKind::Inventory,
+        TopicKind::Price | TopicKind::Customer => RawKind::Events,
+    }
+}
 
 /// Per-partition bookkeeping outside the pure processor.
 #[derive(Default)]
@@ -223,6 +254,8 @@ pub struct Runner {
     owned: BTreeMap<(TopicKind, i32), Owned>,
     /// Output buffers returned by finished sink tasks, reused by the next chunk.
     spare: Vec<Outputs>,
+    /// The last applied chunk's accepted events per partition (checked against its raw rows).
+    chunk_accepted: Vec<((TopicKind, i32), usize)>,
     inflight: Option<tokio::task::JoinHandle<Result<Outputs, StreamError>>>,
     /// Raw lake writes running in the background (oldest first); a checkpoint waits for all.
     lake_writes: std::collections::VecDeque<tokio::task::JoinHandle<Result<(), StreamError>>>,
@@ -330,11 +363,11 @@ fn parse_batch_key(key: &str) -> Option<(&str, i32, i64)> {
 /// One chunk's writes: warehouse rows, dead letters and alerts to the bus; then its latency.
 /// Returns the output buffers for reuse.
 async fn run_sink_job(sinks: Sinks, job: SinkJob) -> Result<Outputs, StreamError> {
-    let SinkJob { mut out, appended_ms } = job;
+    let SinkJob { mut out, sales, inventory, appended_ms } = job;
     // Read before the write drains the builders into batches.
     let window_ends = out.windows.window_ends().to_vec();
     let t = Instant::now();
-    write_warehouse_and_bus(&sinks, &mut out).await?;
+    write_warehouse_and_bus(&sinks, &mut out, sales, inventory).await?;
     sinks.metrics.add_stage_time(Stage::Warehouse, t.elapsed());
     let now_ms = chrono::Utc::now().timestamp_millis();
     let c = &sinks.metrics.counters;
@@ -366,12 +399,17 @@ async fn write_lake(sinks: &Sinks, writes: Vec<LakeWrite>) -> Result<(), StreamE
     let t = Instant::now();
     let tasks: Vec<_> = writes
         .into_iter()
-        .map(|(kind, name, events)| {
+        .map(|w| {
             let sinks = sinks.clone();
             tokio::spawn(async move {
                 let lake = &sinks.lake;
-                retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&name, events.iter().flat_map(ChunkEvents::iter))).await?;
-                sunk(&sinks.metrics, &format!("lake_{}", kind.lake_kind()), events.iter().map(ChunkEvents::len).sum());
+                if !w.batches.is_empty() {
+                    retry("lake raw write", LakeError::is_retryable, || lake.write_raw_batches(&w.name, raw_kind(w.kind), &w.batches)).await?;
+                }
+                if !w.events.is_empty() {
+                    retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&w.name, w.events.iter().flat_map(ChunkEvents::iter))).await?;
+                }
+                sunk(&sinks.metrics, &format!("lake_{}", w.kind.lake_kind()), w.len());
                 Ok::<(), StreamError>(())
             })
         })
@@ -411,12 +449,19 @@ where
     }
 }
 
-async fn write_warehouse_and_bus(sinks: &Sinks, out: &mut Outputs) -> Result<(), StreamError> {
+async fn write_warehouse_and_bus(
+    sinks: &Sinks,
+    out: &mut Outputs,
+    sales: Option<FinishedRows<[f64; 3]>>,
+    inventory: Option<FinishedRows<[i32; 2]>>,
+) -> Result<(), StreamError> {
     let wh = &sinks.warehouse;
     let r = WarehouseError::is_retryable;
-    let (sales_rows, inventory_rows, window_rows, stock_rows) = (out.sales.len(), out.inventory.len(), out.windows.len(), out.stock.len());
-    let sales_batch = (sales_rows > 0).then(|| out.sales.finish()).transpose()?;
-    let inventory_batch = (inventory_rows > 0).then(|| out.inventory.finish()).transpose()?;
+    let (window_rows, stock_rows) = (out.windows.len(), out.stock.len());
+    let sales_batch = sales.map(|f| f.facts()).transpose()?;
+    let inventory_batch = inventory.map(|f| f.facts()).transpose()?;
+    let sales_rows = sales_batch.as_ref().map_or(0, RecordBatch::num_rows);
+    let inventory_rows = inventory_batch.as_ref().map_or(0, RecordBatch::num_rows);
     let windows_batch = (window_rows > 0).then(|| out.windows.finish()).transpose()?;
     let stock_batch = (stock_rows > 0).then(|| out.stock.finish()).transpose()?;
     let out = &*out;
@@ -486,6 +531,7 @@ impl Runner {
             raw: BTreeMap::new(),
             owned: BTreeMap::new(),
             spare: Vec::new(),
+            chunk_accepted: Vec::new(),
             inflight: None,
             lake_writes: Default::default(),
             early_flush: None,
@@ -869,6 +915,7 @@ impl Runner {
         self.processor.flush(&mut out);
         self.account(msgs, &out);
         let verdicts = Arc::new(verdicts);
+        self.chunk_accepted.clear();
         for (topic, partition, positions) in accepted {
             let Some(kind) = TopicKind::from_topic(topic) else { continue };
             let key = (kind, partition);
@@ -879,21 +926,52 @@ impl Runner {
                     o.clean_from = Some(first);
                 }
             }
-            let buf = self.raw.entry(key).or_insert_with(|| RawBuf { first, last, events: Vec::new(), len: 0 });
+            let buf = self.raw.entry(key).or_insert_with(|| RawBuf { first, last, batches: Vec::new(), events: Vec::new(), len: 0 });
             if buf.len == 0 {
                 buf.first = first;
             }
             buf.last = last;
             buf.len += positions.len();
-            buf.events.push(ChunkEvents { verdicts: verdicts.clone(), positions });
+            self.chunk_accepted.push((key, positions.len()));
+            // Sales and inventory rows reach the buffer as raw batches (`sink_job`).
+            if raw_kind(kind) == RawKind::Events {
+                buf.events.push(ChunkEvents { verdicts: verdicts.clone(), positions });
+            }
         }
         out
     }
 
     /// A chunk's writes: its outputs and the raw buffers that are full now (their partitions'
     /// uncommitted leftovers cleaned first, so the task's writes never race a cleanup).
-    async fn sink_job(&mut self, msgs: &[Message], out: Outputs) -> Result<(SinkJob, Vec<LakeWrite>), StreamError> {
+    async fn sink_job(&mut self, msgs: &[Message], mut out: Outputs) -> Result<(SinkJob, Vec<LakeWrite>), StreamError> {
         let appended_ms = msgs.iter().map(|m| m.timestamp_ms).collect();
+        // The chunk's raw rows join their partitions' lake buffers before any buffer is
+        // written, as slices of one batch per kind (the sink builds the facts over the same).
+        let sales = (!out.sales.is_empty()).then(|| out.sales.finish()).transpose()?;
+        let inventory = (!out.inventory.is_empty()).then(|| out.inventory.finish()).transpose()?;
+        let slices = [
+            (TopicKind::Sales, sales.as_ref().map(FinishedRows::raw_by_partition)),
+            (TopicKind::Inventory, inventory.as_ref().map(FinishedRows::raw_by_partition)),
+        ];
+        let mut rows: Vec<((TopicKind, i32), usize)> = Vec::new();
+        for (kind, parts) in slices {
+            for (partition, batch) in parts.into_iter().flatten() {
+                match rows.iter_mut().find(|(k, _)| *k == (kind, partition)) {
+                    Some((_, n)) => *n += batch.num_rows(),
+                    None => rows.push(((kind, partition), batch.num_rows())),
+                }
+                if let Some(buf) = self.raw.get_mut(&(kind, partition)) {
+                    buf.batches.push(batch);
+                }
+            }
+        }
+        // Every accepted sale and inventory update has its raw row, in its partition's buffer.
+        // A mismatch is a bug, and writing on would put the wrong events in the lake.
+        let batched = |k: &(TopicKind, i32)| matches!(k.0, TopicKind::Sales | TopicKind::Inventory);
+        let accepted = self.chunk_accepted.iter().filter(|(k, _)| batched(k));
+        if accepted.clone().count() != rows.len() || accepted.clone().any(|(k, n)| !rows.contains(&(*k, *n)) || !self.raw.contains_key(k)) {
+            return Err(StreamError::Sink(format!("raw rows {rows:?} do not match the accepted events {:?}", self.chunk_accepted)));
+        }
         let full: Vec<(TopicKind, i32)> = self.raw.iter().filter(|(_, b)| b.len >= self.cfg.lake_flush_events).map(|(k, _)| *k).collect();
         let mut lake = Vec::new();
         for k in full {
@@ -901,7 +979,7 @@ impl Runner {
                 lake.push(w);
             }
         }
-        Ok((SinkJob { out, appended_ms }, lake))
+        Ok((SinkJob { out, sales, inventory, appended_ms }, lake))
     }
 
     fn account(&mut self, msgs: &[Message], out: &Outputs) {
@@ -972,7 +1050,7 @@ impl Runner {
         let Some(buf) = self.raw.get_mut(&key) else { return Ok(None) };
         let name = batch_name(key.0, key.1, buf.first, buf.last);
         buf.len = 0;
-        Ok(Some((key.0, name, std::mem::take(&mut buf.events))))
+        Ok(Some(LakeWrite { kind: key.0, name, batches: std::mem::take(&mut buf.batches), events: std::mem::take(&mut buf.events) }))
     }
 
     /// Make everything processed so far durable, then commit: lake raw objects, warehouse

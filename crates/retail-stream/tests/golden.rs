@@ -66,7 +66,7 @@ fn windows_on_time_out_of_order_duplicate_and_late() {
     let mut a = run_batch(&mut p, &first);
     let a_windows = windows(&mut a);
     let mut b = run_batch(&mut p, &second);
-    let facts = b.sales.finish().unwrap();
+    let facts = b.sales.finish_facts().unwrap();
     let b_windows = windows(&mut b);
     let actual = json!({
         "batch1": { "windows": a_windows, "stats": format!("{:?}", a.stats) },
@@ -182,7 +182,7 @@ fn stock_velocity_risk_alerts_and_anomalies() {
     // Restock, but the update claims previous stock 15 while the stream counted 10.
     push(190, "restock", at("19:20:00"), Some(15));
     let mut out = run_batch(&mut p, &msgs);
-    let facts = out.inventory.finish().unwrap();
+    let facts = out.inventory.finish_facts().unwrap();
     let stock_rows = stock(&mut out);
     let int = |name: &str, i: usize| column(&facts, name).as_primitive::<Int32Type>().value(i);
     let event_time = |i: usize| chrono::DateTime::from_timestamp(column(&facts, "event_time").as_primitive::<TimestampSecondType>().value(i), 0).unwrap();
@@ -281,7 +281,7 @@ fn a_stale_inventory_update_does_not_overwrite_the_newer_level() {
         inv_msg(2, &inventory(2, "store_001", "SKU9", 200, -10, "sale", at("09:00:00")), at("10:00:00")),
     ];
     let mut out = run_batch(&mut p, &msgs);
-    let facts = out.inventory.finish().unwrap();
+    let facts = out.inventory.finish_facts().unwrap();
     let on_hand: Vec<i32> = (0..facts.num_rows()).map(|i| column(&facts, "quantity_on_hand").as_primitive::<Int32Type>().value(i)).collect();
     assert_eq!(on_hand, vec![200, 185, 190], "every update is a fact, with the level it reported");
     let level = stock(&mut out);

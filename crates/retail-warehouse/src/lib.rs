@@ -19,7 +19,10 @@ pub mod rows;
 pub mod schema;
 
 pub use calendar::{dim_date, HolidayCalendar};
-pub use rows::{FeatureValue, InventoryFact, InventoryFacts, Prediction, SaleFact, SalesFacts, SalesWindows, StockLevels, StockRow, WindowRow};
+pub use rows::{
+    inventory_facts_from_raw, sales_facts_from_raw, FeatureValue, InventoryFact, InventoryFacts, Prediction, SaleFact, SalesFacts, SalesWindows, StockLevels,
+    StockRow, WindowRow,
+};
 
 use std::sync::Arc;
 

@@ -5,11 +5,11 @@ use crate::schema::{self, Table};
 use crate::{DateRow, WarehouseError};
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, Date32Builder, Decimal128Array, Float64Builder, Int32Builder, Int64Builder, PrimitiveArray, PrimitiveBuilder, StringArray,
-    StringBuilder, TimestampSecondArray,
+    ArrayBuilder, ArrayRef, AsArray, Date32Array, Date32Builder, Decimal128Array, Float64Builder, Int32Array, Int32Builder, Int64Builder, PrimitiveArray,
+    PrimitiveBuilder, StringArray, StringBuilder, TimestampSecondArray,
 };
 use datafusion::arrow::datatypes::ArrowPrimitiveType;
-use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef, TimestampMicrosecondType};
 use datafusion::arrow::record_batch::RecordBatch;
 use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
 use serde::{Deserialize, Serialize};
@@ -356,6 +356,85 @@ impl SalesFacts {
         }
         assemble(table, schema, columns)
     }
+}
+
+/// A column of a raw batch (the lake's raw schema), by name.
+fn raw_column(table: &Table, raw: &RecordBatch, name: &str) -> Result<ArrayRef, WarehouseError> {
+    raw.column_by_name(name).cloned().ok_or_else(|| WarehouseError::Other(format!("cannot build {} rows: the raw batch has no `{name}` column", table.name)))
+}
+
+/// The raw batch's event times (microseconds, UTC) as `fact_*`'s date keys and whole seconds.
+fn raw_times(table: &Table, raw: &RecordBatch) -> Result<(Vec<i32>, Vec<i64>), WarehouseError> {
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    let ts = raw_column(table, raw, "timestamp")?;
+    let micros = ts
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .ok_or_else(|| WarehouseError::Other(format!("cannot build {} rows: the raw `timestamp` is not in microseconds", table.name)))?;
+    let days = micros.values().iter().map(|us| us.div_euclid(MICROS_PER_DAY) as i32).collect();
+    let secs = micros.values().iter().map(|us| us.div_euclid(1_000_000)).collect();
+    Ok((days, secs))
+}
+
+/// `fact_sales` rows from accepted raw sales (a batch of the lake's raw sales schema) and each
+/// row's [revenue, cost, profit]: the id, key and text columns are the raw batch's own arrays,
+/// shared, not copied (the stream processor builds the raw rows once, for the lake and this).
+pub fn sales_facts_from_raw(raw: &RecordBatch, money: &[[f64; 3]]) -> Result<RecordBatch, WarehouseError> {
+    let table = &schema::FACT_SALES;
+    let schema = table.arrow_schema();
+    if money.len() != raw.num_rows() {
+        return Err(WarehouseError::Other(format!("cannot build {} rows: {} raw rows, {} money values", table.name, raw.num_rows(), money.len())));
+    }
+    let (mut revenue, mut cost, mut profit) = (Vec::with_capacity(money.len()), Vec::with_capacity(money.len()), Vec::with_capacity(money.len()));
+    for &[r, c, p] in money {
+        revenue.push(money_cents(table, "revenue", r)?);
+        cost.push(money_cents(table, "cost", c)?);
+        profit.push(money_cents(table, "profit", p)?);
+    }
+    let (days, secs) = raw_times(table, raw)?;
+    let col = |name| raw_column(table, raw, name);
+    let columns: Vec<ArrayRef> = vec![
+        col("transaction_id")?,
+        Arc::new(Date32Array::from(days)),
+        col("product_id")?,
+        col("store_id")?,
+        col("quantity")?,
+        decimals(&schema, 5, revenue)?,
+        decimals(&schema, 6, cost)?,
+        decimals(&schema, 7, profit)?,
+        col("unit_price")?,
+        col("discount_pct")?,
+        col("basket_id")?,
+        col("customer_id")?,
+        col("payment_method")?,
+        seconds(&schema, 13, secs),
+    ];
+    assemble(table, schema, columns)
+}
+
+/// `fact_inventory` rows from accepted raw inventory updates and each row's [reorder point,
+/// safety stock] (the stream's state when the update arrived); on hand is the update's new
+/// quantity. Shares the raw batch's arrays like [`sales_facts_from_raw`].
+pub fn inventory_facts_from_raw(raw: &RecordBatch, levels: &[[i32; 2]]) -> Result<RecordBatch, WarehouseError> {
+    let table = &schema::FACT_INVENTORY;
+    let schema = table.arrow_schema();
+    if levels.len() != raw.num_rows() {
+        return Err(WarehouseError::Other(format!("cannot build {} rows: {} raw rows, {} levels", table.name, raw.num_rows(), levels.len())));
+    }
+    let (days, secs) = raw_times(table, raw)?;
+    let col = |name| raw_column(table, raw, name);
+    let columns: Vec<ArrayRef> = vec![
+        col("inventory_id")?,
+        Arc::new(Date32Array::from(days)),
+        col("product_id")?,
+        col("store_id")?,
+        col("new_quantity")?,
+        Arc::new(Int32Array::from_iter_values(levels.iter().map(|l| l[0]))),
+        Arc::new(Int32Array::from_iter_values(levels.iter().map(|l| l[1]))),
+        col("quantity_change")?,
+        col("reason")?,
+        seconds(&schema, 9, secs),
+    ];
+    assemble(table, schema, columns)
 }
 
 pub fn sales_batch(rows: &[FactSale]) -> Result<RecordBatch, WarehouseError> {
@@ -987,5 +1066,108 @@ mod tests {
         let whole = |t: DateTime<Utc>| DateTime::from_timestamp(t.timestamp(), 0).unwrap();
         let expect: Vec<StockLevel> = rows.iter().map(|r| StockLevel { updated_at: whole(r.updated_at), ..r.clone() }).collect();
         assert_eq!(stock_from_batch(&stock_batch(&rows).unwrap()).unwrap(), expect);
+    }
+}
+
+#[cfg(test)]
+mod from_raw_tests {
+    use super::*;
+    use chrono::TimeZone;
+    use retail_core::{EventType, InventoryReason, InventoryUpdate, PaymentMethod, SaleTransaction};
+
+    fn sales() -> Vec<SaleTransaction> {
+        (0..50)
+            .map(|i| SaleTransaction {
+                event_type: EventType::Sale,
+                schema_version: 1,
+                transaction_id: format!("00000000-0000-4000-8000-{i:012}"),
+                basket_id: format!("b-{}", i / 3),
+                store_id: format!("store_{:03}", 1 + i % 4),
+                product_id: format!("SKU{}", i % 7),
+                quantity: 1 + i % 3,
+                unit_price: 2.5 + i as f64,
+                list_price: 3.0 + i as f64,
+                discount_pct: 0.1,
+                promotion_id: (i % 2 == 0).then(|| "promo".to_string()),
+                // Across midnight, and one before 1970 (floor division of negative times).
+                timestamp: Utc.with_ymd_and_hms(2025, 1, 1, 23, 59, 0).unwrap() + chrono::Duration::milliseconds(i as i64 * 2_345)
+                    - if i == 7 { chrono::Duration::days(20_000) } else { chrono::Duration::zero() },
+                customer_id: (i % 3 != 0).then(|| format!("cust_{i}")),
+                payment_method: PaymentMethod::Cash,
+            })
+            .collect()
+    }
+
+    /// The shared-column path gives the very batch the row-by-row builder gives.
+    #[test]
+    fn facts_from_raw_rows_equal_facts_built_row_by_row() {
+        let sales = sales();
+        let mut raw = retail_lake::RawSales::default();
+        let mut by_row = SalesFacts::default();
+        let mut money = Vec::new();
+        for s in &sales {
+            raw.push(s);
+            let (revenue, cost) = (s.quantity as f64 * s.unit_price, s.quantity as f64 * 1.25);
+            money.push([revenue, cost, revenue - cost]);
+            by_row.push(SaleFact {
+                sale_id: &s.transaction_id,
+                date_key: s.timestamp.date_naive(),
+                product_key: &s.product_id,
+                store_key: &s.store_id,
+                quantity: s.quantity,
+                revenue,
+                cost,
+                profit: revenue - cost,
+                unit_price: s.unit_price,
+                discount_pct: s.discount_pct,
+                basket_id: &s.basket_id,
+                customer_id: s.customer_id.as_deref(),
+                payment_method: s.payment_method.as_str(),
+                event_time: s.timestamp,
+            });
+        }
+        let raw = raw.finish().unwrap();
+        assert_eq!(sales_facts_from_raw(&raw, &money).unwrap(), by_row.finish().unwrap());
+        // A money value beyond Decimal(10, 2) is the error it is row by row.
+        money[3][0] = 1e12;
+        assert!(sales_facts_from_raw(&raw, &money).unwrap_err().to_string().contains("revenue"));
+        assert!(sales_facts_from_raw(&raw, &money[1..]).is_err(), "one money value per row");
+
+        let updates: Vec<InventoryUpdate> = sales
+            .iter()
+            .map(|s| InventoryUpdate {
+                event_type: EventType::InventoryUpdate,
+                schema_version: 1,
+                inventory_id: format!("inv-{}", s.transaction_id),
+                store_id: s.store_id.clone(),
+                product_id: s.product_id.clone(),
+                quantity_change: -s.quantity,
+                previous_quantity: 40,
+                new_quantity: 40 - s.quantity,
+                reason: InventoryReason::Sale,
+                reference_id: Some(s.transaction_id.clone()),
+                timestamp: s.timestamp,
+            })
+            .collect();
+        let mut raw = retail_lake::RawInventory::default();
+        let mut by_row = InventoryFacts::default();
+        let mut levels = Vec::new();
+        for (n, u) in updates.iter().enumerate() {
+            raw.push(u);
+            levels.push([n as i32, 2 * n as i32]);
+            by_row.push(InventoryFact {
+                inventory_id: &u.inventory_id,
+                date_key: u.timestamp.date_naive(),
+                product_key: &u.product_id,
+                store_key: &u.store_id,
+                quantity_on_hand: u.new_quantity,
+                reorder_point: n as i32,
+                safety_stock: 2 * n as i32,
+                quantity_change: u.quantity_change,
+                reason: u.reason.as_str(),
+                event_time: u.timestamp,
+            });
+        }
+        assert_eq!(inventory_facts_from_raw(&raw.finish().unwrap(), &levels).unwrap(), by_row.finish().unwrap());
     }
 }
