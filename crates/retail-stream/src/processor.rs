@@ -76,6 +76,36 @@ impl<B, X> AcceptedRows<B, X> {
     }
 }
 
+/// The lake's raw row builders, as `AcceptedRows` finishes them.
+pub trait RawRows {
+    fn finish_batch(&mut self) -> Result<RecordBatch, String>;
+}
+
+impl RawRows for retail_lake::RawSales {
+    fn finish_batch(&mut self) -> Result<RecordBatch, String> {
+        self.finish()
+    }
+}
+
+impl RawRows for retail_lake::RawInventory {
+    fn finish_batch(&mut self) -> Result<RecordBatch, String> {
+        self.finish()
+    }
+}
+
+impl<B: RawRows, X> AcceptedRows<B, X> {
+    /// The rows so far; empty afterwards (the builders keep room for as many again).
+    pub fn finish(&mut self) -> Result<FinishedRows<X>, WarehouseError> {
+        let n = self.len();
+        let raw = self.raw.finish_batch().map_err(WarehouseError::Other)?;
+        Ok(FinishedRows {
+            raw,
+            extra: std::mem::replace(&mut self.extra, Vec::with_capacity(n)),
+            partitions: std::mem::replace(&mut self.partitions, Vec::with_capacity(n)),
+        })
+    }
+}
+
 impl SaleRows {
     fn push(&mut self, partition: i32, s: &SaleTransaction, money: [f64; 3]) {
         self.raw.push(s);
@@ -83,21 +113,9 @@ impl SaleRows {
         self.partitions.push(partition);
     }
 
-    /// The rows so far; empty afterwards (the builders keep room for as many again).
-    pub fn finish(&mut self) -> Result<FinishedRows<[f64; 3]>, WarehouseError> {
-        let n = self.len();
-        let raw = self.raw.finish().map_err(WarehouseError::Other)?;
-        Ok(FinishedRows {
-            raw,
-            extra: std::mem::replace(&mut self.extra, Vec::with_capacity(n)),
-            partitions: std::mem::replace(&mut self.partitions, Vec::with_capacity(n)),
-        })
-    }
-
     /// The rows so far as `fact_sales` rows.
     pub fn finish_facts(&mut self) -> Result<RecordBatch, WarehouseError> {
-        let f = self.finish()?;
-        retail_warehouse::sales_facts_from_raw(&f.raw, &f.extra)
+        self.finish()?.facts()
     }
 }
 
@@ -108,21 +126,9 @@ impl InventoryRows {
         self.partitions.push(partition);
     }
 
-    /// The rows so far; empty afterwards.
-    pub fn finish(&mut self) -> Result<FinishedRows<[i32; 2]>, WarehouseError> {
-        let n = self.len();
-        let raw = self.raw.finish().map_err(WarehouseError::Other)?;
-        Ok(FinishedRows {
-            raw,
-            extra: std::mem::replace(&mut self.extra, Vec::with_capacity(n)),
-            partitions: std::mem::replace(&mut self.partitions, Vec::with_capacity(n)),
-        })
-    }
-
     /// The rows so far as `fact_inventory` rows.
     pub fn finish_facts(&mut self) -> Result<RecordBatch, WarehouseError> {
-        let f = self.finish()?;
-        retail_warehouse::inventory_facts_from_raw(&f.raw, &f.extra)
+        self.finish()?.facts()
     }
 }
 
