@@ -689,9 +689,9 @@ impl Processor {
                     product_id: self.names.product_of(key),
                     on_hand: st.on_hand,
                     reorder_point: view.reorder_point,
-                    velocity_per_hour: (view.velocity * 1000.0).round() / 1000.0,
+                    velocity_per_hour: model::round(view.velocity * 1000.0) / 1000.0,
                     days_of_cover: view.days_of_cover,
-                    stockout_risk: (view.risk * 10_000.0).round() / 10_000.0,
+                    stockout_risk: model::round(view.risk * 10_000.0) / 10_000.0,
                     updated_at: ms_to_time(st.updated_ms),
                 });
             }
@@ -796,9 +796,9 @@ fn evaluate_alert(
         severity: severity_from(st.alert_severity),
         on_hand: st.on_hand,
         reorder_point: v.reorder_point,
-        velocity_per_hour: (v.velocity * 1000.0).round() / 1000.0,
+        velocity_per_hour: model::round(v.velocity * 1000.0) / 1000.0,
         days_of_cover: v.days_of_cover,
-        stockout_risk: (v.risk * 10_000.0).round() / 10_000.0,
+        stockout_risk: model::round(v.risk * 10_000.0) / 10_000.0,
         suggested_order_qty: suggested,
         reason,
         timestamp: ms_to_time(ts),
