@@ -722,9 +722,9 @@ fn anomaly(kind: AnomalyKind, store: &str, product: &str, score: f64, detail: St
 }
 
 fn stock_view(cfg: &ProcessorConfig, st: &StockState, info: Option<ProductInfo>) -> StockView {
-    let velocity = st.velocity(cfg.velocity_alpha, cfg.velocity_prior_hours);
+    let (velocity, variance) = st.velocity_and_variance(cfg.velocity_alpha, cfg.velocity_prior_hours);
     let (lead, lead_sd) = info.map_or((cfg.default_lead_time_days, cfg.default_lead_time_sd_days), |i| (i.lead_time_days, i.lead_time_sd_days));
-    let (mean, sd) = model::lead_time_demand(velocity, st.hourly_variance(cfg.velocity_alpha, cfg.velocity_prior_hours), lead, lead_sd);
+    let (mean, sd) = model::lead_time_demand(velocity, variance, lead, lead_sd);
     let safety = (cfg.service_z * sd).ceil();
     StockView {
         velocity,

@@ -131,9 +131,18 @@ impl StockState {
     /// Variance of hourly demand, weighted like the velocity and floored at it: count demand is
     /// at least as variable as Poisson, and a young estimate would otherwise claim certainty.
     pub fn hourly_variance(&self, alpha: f64, prior_hours: f64) -> f64 {
+        self.velocity_and_variance(alpha, prior_hours).1
+    }
+
+    /// `velocity` and `hourly_variance` at once: the weight (a power of 1 − α) computed once,
+    /// not three times (every stock view needs both, once per inventory update and stock row).
+    pub fn velocity_and_variance(&self, alpha: f64, prior_hours: f64) -> (f64, f64) {
         let w = self.weight(alpha, prior_hours);
-        let var = if w <= 0.0 { 0.0 } else { self.var / w };
-        var.max(self.velocity(alpha, prior_hours))
+        if w <= 0.0 {
+            return (0.0, 0.0);
+        }
+        let velocity = self.mean / w;
+        (velocity, (self.var / w).max(velocity))
     }
 }
 
