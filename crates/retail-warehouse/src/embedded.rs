@@ -792,11 +792,13 @@ impl EmbeddedWarehouse {
         Ok(ctx)
     }
 
-    async fn flush_inner(&self) -> Result<(), WarehouseError> {
+    /// Persist `only` those tables (None: all).
+    async fn flush_inner(&self, only: Option<&[&Table]>) -> Result<(), WarehouseError> {
         let Some(lake) = &self.lake else { return Ok(()) };
         let _serial = self.flush_lock.lock().await;
+        let chosen = TABLES.iter().filter(|t| only.is_none_or(|only| only.iter().any(|o| o.name == t.name)));
         // Tables are independent: their Parquet encodings run side by side.
-        let flushes = TABLES.iter().map(|t| async move {
+        let flushes = chosen.map(|t| async move {
             match t.kind {
                 Kind::Rollup => Ok(()),
                 Kind::Fact => self.flush_fact(lake, t).await,
@@ -982,7 +984,7 @@ impl Warehouse for EmbeddedWarehouse {
             }
             st.generation += 1;
         }
-        self.flush_inner().await
+        self.flush_inner(None).await
     }
 
     async fn insert_sales_batch(&self, batch: RecordBatch) -> Result<(), WarehouseError> {
@@ -1011,7 +1013,11 @@ impl Warehouse for EmbeddedWarehouse {
     }
 
     async fn flush(&self) -> Result<(), WarehouseError> {
-        self.flush_inner().await
+        self.flush_inner(None).await
+    }
+
+    async fn flush_tables(&self, tables: &[&Table]) -> Result<(), WarehouseError> {
+        self.flush_inner(Some(tables)).await
     }
 
     async fn query(&self, sql: &str) -> Result<QueryResult, WarehouseError> {

@@ -121,6 +121,14 @@ pub trait Warehouse: Send + Sync {
     /// Make everything inserted so far durable (and visible to queries).
     async fn flush(&self) -> Result<(), WarehouseError>;
 
+    /// Make the rows inserted so far into `tables` durable, ahead of a `flush` (which still
+    /// covers everything): a writer spreads the work of its big tables this way. Default: a
+    /// full `flush`.
+    async fn flush_tables(&self, tables: &[&schema::Table]) -> Result<(), WarehouseError> {
+        let _ = tables;
+        self.flush().await
+    }
+
     /// Run SQL (the portable subset both backends accept) and return all rows.
     async fn query(&self, sql: &str) -> Result<QueryResult, WarehouseError>;
 }

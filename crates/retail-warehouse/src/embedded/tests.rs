@@ -455,3 +455,24 @@ fn merge_point_waits_for_the_bound_then_merges_size_tiered() {
     }
     assert!(written <= 10_000 * 6, "{written}");
 }
+
+/// An early flush of some tables persists those only; the full flush then persists the rest.
+#[tokio::test]
+async fn flushing_some_tables_persists_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_in(&dir);
+    let wh = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
+    wh.insert_sales(&[sale("s-1"), sale("s-2")]).await.unwrap();
+    wh.upsert_stock(&[stock(1, 1, 5, at(1))]).await.unwrap();
+    wh.flush_tables(&[&schema::FACT_SALES]).await.unwrap();
+    assert_eq!(files(&lake, "fact_sales").await.len(), 1);
+    assert!(files(&lake, "rt_stock").await.is_empty(), "stock waits for the full flush");
+    let count = |wh: EmbeddedWarehouse, table: &'static str| async move {
+        wh.query(&format!("SELECT count(*) AS n FROM {table}")).await.unwrap().rows[0][0].as_i64().unwrap()
+    };
+    assert_eq!(count(EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap(), "fact_sales").await, 2);
+    assert_eq!(count(EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap(), "rt_stock").await, 0);
+    wh.flush().await.unwrap();
+    assert_eq!(count(EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap(), "rt_stock").await, 1);
+    assert_eq!(files(&lake, "fact_sales").await.len(), 1, "nothing new to write for the facts");
+}
