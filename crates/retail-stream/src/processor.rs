@@ -356,10 +356,15 @@ impl Processor {
         let watermark = part.watermark(self.cfg.max_out_of_orderness_ms);
         part.max_event_ms = part.max_event_ms.max(ts);
 
-        if let Event::Sale(s) = event {
+        // A sale's store, interned once for the stuck-POS check and the sale itself.
+        let sale_store = if let Event::Sale(s) = event {
+            let store = self.names.intern(&s.store_id);
             // Before dedup: a stuck POS re-sending one line is exactly a run of duplicates.
-            Self::stuck_pos(&self.cfg, &mut self.names, part, s, out);
-        }
+            Self::stuck_pos(&self.cfg, store, part, s, out);
+            store
+        } else {
+            0
+        };
         let bucket = ts.div_euclid(self.cfg.window_ms);
         let id = fnv64(event.event_id().as_bytes());
         let first_time = match part.dedup.get_mut(&bucket) {
@@ -390,7 +395,7 @@ impl Processor {
         }
         out.stats.valid += 1;
         match event {
-            Event::Sale(s) => self.on_sale(kind, msg, s, ts, watermark, out),
+            Event::Sale(s) => self.on_sale(kind, msg, s, sale_store, ts, watermark, out),
             Event::Inventory(i) => self.on_inventory(kind, msg.partition, i, ts, out),
             Event::Price(p) => {
                 let pid = self.names.intern(&p.product_id);
@@ -426,11 +431,11 @@ impl Processor {
         info
     }
 
-    fn stuck_pos(cfg: &ProcessorConfig, names: &mut Interner, part: &mut PartState, s: &SaleTransaction, out: &mut Outputs) {
+    fn stuck_pos(cfg: &ProcessorConfig, store: u32, part: &mut PartState, s: &SaleTransaction, out: &mut Outputs) {
         let mut sig = fnv64(s.product_id.as_bytes());
         sig ^= (s.quantity as u64).rotate_left(17) ^ s.unit_price.to_bits().rotate_left(31);
         sig ^= fnv64(s.customer_id.as_deref().unwrap_or("").as_bytes()).rotate_left(7);
-        let run = part.pos.entry(names.intern(&s.store_id)).or_default();
+        let run = part.pos.entry(store).or_default();
         if run.signature == sig {
             run.count = run.count.saturating_add(1);
         } else {
@@ -450,9 +455,10 @@ impl Processor {
         }
     }
 
-    fn on_sale(&mut self, kind: TopicKind, msg: &Message, s: &SaleTransaction, ts: i64, watermark: i64, out: &mut Outputs) {
+    #[allow(clippy::too_many_arguments)]
+    fn on_sale(&mut self, kind: TopicKind, msg: &Message, s: &SaleTransaction, store: u32, ts: i64, watermark: i64, out: &mut Outputs) {
         let product = self.names.intern(&s.product_id);
-        let key = model::pack_key(self.names.intern(&s.store_id), product);
+        let key = model::pack_key(store, product);
         let info = self.info(product);
         if info.is_none() {
             out.stats.unknown_products += 1;
