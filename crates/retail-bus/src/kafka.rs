@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 /// Bounds every blocking metadata/admin/commit call, so a lost broker gives an error, not a hang.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Seeks retried while the partition's fetcher is not up yet (50 ms apart).
+const SEEK_STATE_RETRIES: u32 = 40;
 
 /// `host:port[,host:port]` → librdkafka's `bootstrap.servers`.
 pub(crate) fn parse_servers(rest: &str) -> Result<String, String> {
@@ -604,8 +606,18 @@ impl Consumer for KafkaConsumer {
         let c = self.c().clone();
         let tp = tp.clone();
         tokio::task::spawn_blocking(move || {
-            c.seek(&tp.topic, tp.partition, Offset::Offset(offset), CALL_TIMEOUT)
-                .map_err(|e| map_err(&e, &format!("seek {}/{} to {offset}", tp.topic, tp.partition)))
+            // Right after an assignment librdkafka may not fetch the partition yet, and a seek
+            // then fails with "erroneous state" (`__STATE`); it succeeds once the fetcher is up.
+            let mut attempts = 0;
+            loop {
+                match c.seek(&tp.topic, tp.partition, Offset::Offset(offset), CALL_TIMEOUT) {
+                    Err(e) if code_of(&e) == Some(RDKafkaErrorCode::State) && attempts < SEEK_STATE_RETRIES => {
+                        attempts += 1;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    r => return r.map_err(|e| map_err(&e, &format!("seek {}/{} to {offset}", tp.topic, tp.partition))),
+                }
+            }
         })
         .await
         .map_err(|e| BusError::Other(e.to_string()))?

@@ -676,7 +676,11 @@ impl Runner {
             self.side_objects.insert(tp.clone(), side);
             let resume = self.processor.assign(&tp.topic, tp.partition, snapshot)?;
             if let Some(offset) = resume {
-                self.consumer.seek(tp, offset).await?;
+                // A failed seek loses nothing: `expect` below holds the partition to this offset
+                // (records before it are dropped, records beyond it seek back again).
+                if let Err(e) = self.consumer.seek(tp, offset).await {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, offset, %e, "seek to the restored offset failed; the first records decide");
+                }
                 restored.push((tp.clone(), offset));
             }
             tracing::info!(topic = %tp.topic, partition = tp.partition, resume = ?resume, "partition assigned");
@@ -814,7 +818,10 @@ impl Runner {
         }
         for (kind, partition, expect, target, got) in gaps {
             tracing::info!(topic = kind.topic(), partition, expect, got, seek = target, "records beyond the restored offset; seeking back");
-            self.consumer.seek(&TopicPartition { topic: kind.topic().to_string(), partition }, target).await?;
+            // Failed, the next poll brings records beyond `expect` again and seeks once more.
+            if let Err(e) = self.consumer.seek(&TopicPartition { topic: kind.topic().to_string(), partition }, target).await {
+                tracing::warn!(topic = kind.topic(), partition, %e, "seek back failed; retried at the next poll");
+            }
         }
         Ok(())
     }
