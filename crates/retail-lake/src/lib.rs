@@ -19,6 +19,7 @@
 //! overwrites the same objects; readers and compaction also drop duplicate event ids, which covers
 //! a replay whose batch boundaries differ from the first attempt.
 
+pub mod builders;
 mod layout;
 mod parquet_io;
 mod raw;

@@ -5,7 +5,7 @@ use crate::parquet_io::{batches_to_json_rows, rows_to_batch};
 use crate::{Lake, LakeError};
 use chrono::NaiveDate;
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, AsArray, BooleanArray, Float64Builder, Int32Builder, PrimitiveBuilder, StringBuilder, TimestampMicrosecondArray, UInt32Builder,
+    ArrayRef, AsArray, BooleanArray, Float64Builder, Int32Builder, PrimitiveBuilder, StringBuilder, TimestampMicrosecondArray, UInt32Builder,
 };
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{ArrowPrimitiveType, TimestampMicrosecondType};
@@ -180,21 +180,16 @@ fn inventory_to_batch(schema: SchemaRef, rows: &[&InventoryUpdate]) -> Result<Re
     b.finish()
 }
 
-/// A string column's array; the builder starts over with room for as many values again.
 fn renew_strings(b: &mut StringBuilder) -> ArrayRef {
-    let (rows, bytes) = (b.len(), b.values_slice().len());
-    Arc::new(std::mem::replace(b, StringBuilder::with_capacity(rows, bytes)).finish())
+    Arc::new(crate::builders::renew_strings(b))
 }
 
 fn renew_micros(schema: &SchemaRef, column: usize, v: &mut Vec<i64>) -> ArrayRef {
-    let n = v.len();
-    micros(schema, column, std::mem::replace(v, Vec::with_capacity(n)))
+    micros(schema, column, crate::builders::renew_vec(v))
 }
 
-/// A primitive column's array; the builder starts over with room for as many values again.
 fn renew<T: ArrowPrimitiveType>(b: &mut PrimitiveBuilder<T>) -> ArrayRef {
-    let rows = b.len();
-    Arc::new(std::mem::replace(b, PrimitiveBuilder::with_capacity(rows)).finish())
+    Arc::new(crate::builders::renew_primitive(b))
 }
 
 /// `raw-data/sales` rows appended one sale at a time: what the lake writes, and what the stream

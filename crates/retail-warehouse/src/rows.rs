@@ -5,10 +5,9 @@ use crate::schema::{self, Table};
 use crate::{DateRow, WarehouseError};
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, AsArray, Date32Array, Date32Builder, Decimal128Array, Float64Builder, Int32Array, Int32Builder, Int64Builder, PrimitiveArray,
-    PrimitiveBuilder, StringArray, StringBuilder, TimestampSecondArray,
+    ArrayRef, AsArray, Date32Array, Date32Builder, Decimal128Array, Float64Builder, Int32Array, Int32Builder, Int64Builder, StringArray, StringBuilder,
+    TimestampSecondArray,
 };
-use datafusion::arrow::datatypes::ArrowPrimitiveType;
 use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef, TimestampMicrosecondType};
 use datafusion::arrow::record_batch::RecordBatch;
 use retail_core::{AnomalyFlag, FactInventory, FactSale, Product, RestockAlert, SalesWindow, StockLevel, Store};
@@ -203,24 +202,7 @@ pub fn dates_batch(rows: &[DateRow]) -> Result<RecordBatch, WarehouseError> {
     to_batch(&schema::DIM_DATE, &out)
 }
 
-/// A string column's array; the builder starts over with room for as much again (the next
-/// chunk is about the size of this one, and growing by doubling copies).
-fn renew_strings(b: &mut StringBuilder) -> StringArray {
-    let (rows, bytes) = (b.len(), b.values_slice().len());
-    std::mem::replace(b, StringBuilder::with_capacity(rows, bytes)).finish()
-}
-
-/// A vector's values; it starts over with room for as many again.
-fn renew_vec<T>(v: &mut Vec<T>) -> Vec<T> {
-    let n = v.len();
-    std::mem::replace(v, Vec::with_capacity(n))
-}
-
-/// A primitive column's array; the builder starts over with room for as many values again.
-fn renew_primitive<T: ArrowPrimitiveType>(b: &mut PrimitiveBuilder<T>) -> PrimitiveArray<T> {
-    let rows = b.len();
-    std::mem::replace(b, PrimitiveBuilder::with_capacity(rows)).finish()
-}
+use retail_lake::builders::{renew_primitive, renew_strings, renew_vec};
 
 /// One `fact_sales` row, borrowed from wherever its values live (an event, a `FactSale`):
 /// what [`SalesFacts::push`] takes, so building a batch allocates nothing per row.
