@@ -215,15 +215,6 @@ impl LakeWrite {
     }
 }
 
-/// The lake's raw kind of a partition whose rows are Arrow batches.
-fn raw_kind(kind: TopicKind) -> RawKind {
-    match kind {
-        TopicKind::Sales => RawKind::Sales,
-        TopicKind::Inventory => RawKind::Inventory,
-        TopicKind::Price | TopicKind::Customer => RawKind::Events,
-    }
-}
-
 /// Per-partition bookkeeping outside the pure processor.
 #[derive(Default)]
 struct Owned {
@@ -417,7 +408,7 @@ async fn write_lake(sinks: &Sinks, writes: Vec<LakeWrite>) -> Result<(), StreamE
             tokio::spawn(async move {
                 let lake = &sinks.lake;
                 if !w.batches.is_empty() {
-                    retry("lake raw write", LakeError::is_retryable, || lake.write_raw_batches(&w.name, raw_kind(w.kind), &w.batches)).await?;
+                    retry("lake raw write", LakeError::is_retryable, || lake.write_raw_batches(&w.name, w.kind.raw_kind(), &w.batches)).await?;
                 }
                 if !w.events.is_empty() {
                     retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&w.name, w.events.iter().flat_map(ChunkEvents::iter))).await?;
@@ -844,19 +835,8 @@ impl Runner {
                 Some(n) if threads > 1 => {
                     // Validation is pure: the next chunk's runs on helper threads beside this
                     // chunk's processing, and this thread joins them once its part is done.
-                    let mut slots = crate::validate::slots(n.len());
-                    let queue = crate::validate::ValidationQueue::new(n, &mut slots);
-                    let out = std::thread::scope(|scope| {
-                        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(|| queue.work())).collect();
-                        let out = self.apply_checked(part, current);
-                        queue.work();
-                        // A panic in validation is a bug, not bad input (bad input is a verdict).
-                        for h in helpers {
-                            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                        }
-                        out
-                    });
-                    (out, Some(slots))
+                    let (out, verdicts) = crate::validate::validate_beside(n, threads, || self.apply_checked(part, current));
+                    (out, Some(verdicts))
                 }
                 _ => (self.apply_checked(part, current), next.map(|n| crate::validate::check_all(n, 1))),
             };
@@ -954,7 +934,7 @@ impl Runner {
             buf.len += positions.len();
             self.chunk_accepted.push((key, positions.len()));
             // Sales and inventory rows reach the buffer as raw batches (`sink_job`).
-            if raw_kind(kind) == RawKind::Events {
+            if kind.raw_kind() == RawKind::Events {
                 buf.events.push(ChunkEvents { verdicts: verdicts.clone(), positions });
             }
         }
@@ -987,7 +967,7 @@ impl Runner {
         }
         // Every accepted sale and inventory update has its raw row, in its partition's buffer.
         // A mismatch is a bug, and writing on would put the wrong events in the lake.
-        let batched = |k: &(TopicKind, i32)| matches!(k.0, TopicKind::Sales | TopicKind::Inventory);
+        let batched = |k: &(TopicKind, i32)| k.0.raw_kind() != RawKind::Events;
         let accepted = self.chunk_accepted.iter().filter(|(k, _)| batched(k));
         if accepted.clone().count() != rows.len() || accepted.clone().any(|(k, n)| !rows.contains(&(*k, *n)) || !self.raw.contains_key(k)) {
             return Err(StreamError::Sink(format!("raw rows {rows:?} do not match the accepted events {:?}", self.chunk_accepted)));

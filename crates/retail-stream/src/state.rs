@@ -120,12 +120,7 @@ impl StockState {
     /// ≈ 1/α hours), shrunk towards zero by `prior_hours` of no demand while there are few of
     /// them. One sale in a first hour is 1/(1 + prior_hours) per hour, not one per hour.
     pub fn velocity(&self, alpha: f64, prior_hours: f64) -> f64 {
-        let w = self.weight(alpha, prior_hours);
-        if w <= 0.0 {
-            0.0
-        } else {
-            self.mean / w
-        }
+        self.velocity_and_variance(alpha, prior_hours).0
     }
 
     /// Variance of hourly demand, weighted like the velocity and floored at it: count demand is

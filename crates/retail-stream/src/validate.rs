@@ -37,13 +37,17 @@ impl TopicKind {
     pub fn topic(self) -> &'static str {
         self.event_type().topic()
     }
+    /// The lake's raw kind of this topic's events.
+    pub fn raw_kind(self) -> retail_lake::RawKind {
+        match self {
+            TopicKind::Sales => retail_lake::RawKind::Sales,
+            TopicKind::Inventory => retail_lake::RawKind::Inventory,
+            TopicKind::Price | TopicKind::Customer => retail_lake::RawKind::Events,
+        }
+    }
     /// The lake folder under `raw-data/`.
     pub fn lake_kind(self) -> &'static str {
-        match self {
-            TopicKind::Sales => "sales",
-            TopicKind::Inventory => "inventory",
-            TopicKind::Price | TopicKind::Customer => "events",
-        }
+        self.raw_kind().dir()
     }
 }
 
@@ -72,20 +76,20 @@ const BLOCK: usize = 256;
 
 /// A chunk's validation as blocks that any thread can claim, writing each verdict in place.
 /// Why: the processor's thread, once done applying the previous chunk, joins the helpers on
-/// this one instead of waiting for them (on 2 cores it otherwise idled ≈ a third of the time).
-pub struct ValidationQueue<'a> {
+/// this one instead of waiting for them (`validate_beside`).
+struct ValidationQueue<'a> {
     blocks: std::sync::Mutex<std::iter::Zip<std::slice::Chunks<'a, retail_bus::Message>, std::slice::ChunksMut<'a, Verdict>>>,
 }
 
 impl<'a> ValidationQueue<'a> {
     /// `out` must be as long as `msgs` (one slot per record).
-    pub fn new(msgs: &'a [retail_bus::Message], out: &'a mut [Verdict]) -> ValidationQueue<'a> {
+    fn new(msgs: &'a [retail_bus::Message], out: &'a mut [Verdict]) -> ValidationQueue<'a> {
         debug_assert_eq!(msgs.len(), out.len());
         ValidationQueue { blocks: std::sync::Mutex::new(msgs.chunks(BLOCK).zip(out.chunks_mut(BLOCK))) }
     }
 
     /// Validate blocks until none is left.
-    pub fn work(&self) {
+    fn work(&self) {
         loop {
             // A poisoned lock means another validating thread panicked (a bug): the scope
             // re-raises that panic, so this thread only stops.
@@ -97,9 +101,23 @@ impl<'a> ValidationQueue<'a> {
     }
 }
 
-/// One empty verdict slot per record, for a `ValidationQueue` to fill.
-pub fn slots(n: usize) -> Vec<Verdict> {
-    std::iter::repeat_with(|| None).take(n).collect()
+/// Validate `msgs` on `threads` threads while the calling thread runs `first` (the processor's
+/// own work): `threads − 1` helpers start at once, and the caller joins them when `first` is
+/// done. Returns `first`'s result and the verdicts, in record order.
+pub fn validate_beside<R>(msgs: &[retail_bus::Message], threads: usize, first: impl FnOnce() -> R) -> (R, Vec<Verdict>) {
+    let mut out: Vec<Verdict> = std::iter::repeat_with(|| None).take(msgs.len()).collect();
+    let queue = ValidationQueue::new(msgs, &mut out);
+    let r = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads.max(1)).map(|_| scope.spawn(|| queue.work())).collect();
+        let r = first();
+        queue.work();
+        // A panic in validation is a bug, not bad input (bad input is a verdict): propagate it.
+        for h in helpers {
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        }
+        r
+    });
+    (r, out)
 }
 
 /// Validate a batch on up to `threads` threads, verdicts in record order. Parsing is most of
@@ -109,17 +127,7 @@ pub fn check_all(msgs: &[retail_bus::Message], threads: usize) -> Vec<Verdict> {
     if threads == 1 || msgs.len() < PARALLEL_MIN {
         return msgs.iter().map(check).collect();
     }
-    let mut out = slots(msgs.len());
-    let queue = ValidationQueue::new(msgs, &mut out);
-    std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(|| queue.work())).collect();
-        queue.work();
-        // A panic in validation is a bug, not bad input (bad input is a verdict): propagate it.
-        for h in helpers {
-            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        }
-    });
-    out
+    validate_beside(msgs, threads, || ()).1
 }
 
 #[cfg(test)]
