@@ -20,11 +20,13 @@
 //! a replay whose batch boundaries differ from the first attempt.
 
 pub mod builders;
+mod compute;
 mod layout;
 mod parquet_io;
 mod raw;
 mod rolling;
 
+pub use compute::run_cpu;
 pub use layout::{day_of_key, fnv1a, safe_batch_id};
 pub use layout::{features_prefix, model_prefix, raw_day_prefix, FeatureSet, RawKind};
 pub use parquet_io::{batches_to_json_rows, decode_parquet, encode_parquet, encode_parquet_as, rows_to_batch, ParquetProfile};
@@ -233,8 +235,8 @@ impl Lake {
     }
 
     /// Write record batches as one Parquet object, atomically. The encoding (compression
-    /// included) runs on a blocking thread, so concurrent writes use every core and the async
-    /// threads stay free for I/O.
+    /// included) runs on the encoding threads ([`run_cpu`]), so concurrent writes use every core
+    /// and the async threads stay free for I/O.
     pub async fn write_parquet(&self, key: &str, batches: &[RecordBatch]) -> Result<(), LakeError> {
         self.write_parquet_as(key, batches, ParquetProfile::Analytics).await
     }
@@ -242,8 +244,7 @@ impl Lake {
     /// `write_parquet` with the encoding chosen for who reads the file.
     pub async fn write_parquet_as(&self, key: &str, batches: &[RecordBatch], profile: ParquetProfile) -> Result<(), LakeError> {
         let owned = batches.to_vec();
-        let encoded =
-            tokio::task::spawn_blocking(move || encode_parquet_as(&owned, profile)).await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let encoded = run_cpu(move || encode_parquet_as(&owned, profile)).await;
         let bytes = encoded.map_err(|detail| LakeError::Format { key: key.to_string(), detail })?;
         self.put(key, bytes).await
     }

@@ -1102,7 +1102,7 @@ impl Runner {
             let referenced = self.side_keys(&tp, &snap);
             let previous = self.side_objects.insert(tp.clone(), referenced.clone()).unwrap_or_default();
             let unused: Vec<String> = previous.difference(&referenced).cloned().collect();
-            encodes.push(tokio::task::spawn_blocking(move || {
+            encodes.push(tokio::spawn(retail_lake::run_cpu(move || {
                 let checkpoint_err = |key: &str, reason: String| StreamError::Checkpoint { key: key.to_string(), reason };
                 let mut buf = Vec::with_capacity(size);
                 let bytes = snap.encode(&mut buf).map(|()| buf).map_err(|reason| checkpoint_err(&key, reason));
@@ -1113,7 +1113,7 @@ impl Runner {
                     side.push((k, encoded));
                 }
                 Encoded { tp, next_offset: snap.next_offset, key, bytes, side, unused }
-            }));
+            })));
         }
         let sinks = self.sinks();
         let background = std::mem::take(&mut self.lake_writes);

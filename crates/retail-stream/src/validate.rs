@@ -107,17 +107,52 @@ impl<'a> ValidationQueue<'a> {
 pub fn validate_beside<R>(msgs: &[retail_bus::Message], threads: usize, first: impl FnOnce() -> R) -> (R, Vec<Verdict>) {
     let mut out: Vec<Verdict> = std::iter::repeat_with(|| None).take(msgs.len()).collect();
     let queue = ValidationQueue::new(msgs, &mut out);
-    let r = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads.max(1)).map(|_| scope.spawn(|| queue.work())).collect();
-        let r = first();
-        queue.work();
-        // A panic in validation is a bug, not bad input (bad input is a verdict): propagate it.
-        for h in helpers {
-            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+    let helpers = threads.max(1) - 1;
+    let pool = if helpers == 0 { None } else { helper_pool(helpers) };
+    let r = match pool {
+        // A panic in validation is a bug, not bad input (bad input is a verdict): the scope
+        // propagates it.
+        Some(pool) => pool.in_place_scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|_| queue.work());
+            }
+            let r = first();
+            queue.work();
+            r
+        }),
+        None => {
+            let r = first();
+            queue.work();
+            r
         }
-        r
-    });
+    };
     (r, out)
+}
+
+/// Long-lived helper threads for validation, `helpers` of them; `None` (validate on the calling
+/// thread) if the system refuses threads. Why not a thread per chunk: each one paid its start and
+/// a fresh allocator heap (pages to fault in, abandoned ones to reclaim): about a hundred threads
+/// per million events in `retail bench stream`.
+fn helper_pool(helpers: usize) -> Option<&'static rayon_core::ThreadPool> {
+    type Pools = std::sync::Mutex<Vec<(usize, &'static rayon_core::ThreadPool)>>;
+    static POOLS: std::sync::OnceLock<Pools> = std::sync::OnceLock::new();
+    let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == helpers) {
+        return Some(p);
+    }
+    let built = rayon_core::ThreadPoolBuilder::new().num_threads(helpers).thread_name(|i| format!("retail-validate-{i}")).build();
+    match built {
+        Ok(pool) => {
+            // One pool per distinct thread count for the life of the process (a handful at most).
+            let pool: &'static rayon_core::ThreadPool = Box::leak(Box::new(pool));
+            pools.push((helpers, pool));
+            Some(pool)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start validation threads; validating on the processor's thread");
+            None
+        }
+    }
 }
 
 /// Validate a batch on up to `threads` threads, verdicts in record order. Parsing is most of

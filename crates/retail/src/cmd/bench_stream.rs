@@ -54,6 +54,11 @@ struct Row {
     cpu_secs: Option<f64>,
     /// CPU time of the thread that ran the processor's loop, when the bench ran it itself.
     loop_cpu_secs: Option<f64>,
+    /// Memory the process touched for the first time during the run (minor page faults × page
+    /// size), MiB: the kernel zeroes and maps each such page, a cost that shows in the CPU time.
+    new_memory_mib: Option<f64>,
+    /// Resident memory at the end of the run, MiB.
+    rss_mib: Option<f64>,
 }
 
 /// CPU seconds this process has used so far (user + system, every thread): steadier than wall
@@ -66,6 +71,26 @@ fn process_cpu_secs() -> Option<f64> {
 /// loop is serial, so its CPU time against the run's wall time shows whether it is the bound.
 fn thread_cpu_secs() -> Option<f64> {
     cpu_secs_of("/proc/thread-self/stat")
+}
+
+/// Minor page faults of the process so far (first touches of memory, mostly).
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(7)?.parse().ok()
+}
+
+/// Resident memory of the process now, MiB.
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// MiB of memory first touched between two fault counts.
+fn new_memory_mib(before: Option<u64>, after: Option<u64>) -> Option<f64> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as f64;
+    before.zip(after).map(|(a, b)| b.saturating_sub(a) as f64 * page / (1024.0 * 1024.0))
 }
 
 fn cpu_secs_of(stat_path: &str) -> Option<f64> {
@@ -205,13 +230,17 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let counters = metrics.counters();
     let started = Instant::now();
     let cpu_before = process_cpu_secs();
+    let faults_before = minor_faults();
     let loop_cpu_before = thread_cpu_secs();
     retail_stream::run(stream_cfg.clone(), sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone(), &catalog, metrics, CancellationToken::new()).await?;
     let secs = started.elapsed().as_secs_f64();
     let cpu_secs = cpu_before.zip(process_cpu_secs()).map(|(a, b)| b - a);
     let loop_cpu_secs = loop_cpu_before.zip(thread_cpu_secs()).map(|(a, b)| b - a);
+    let new_memory = new_memory_mib(faults_before, minor_faults());
     let snap = counters.snapshot();
     let throughput = Row {
+        new_memory_mib: new_memory,
+        rss_mib: rss_mib(),
         loop_cpu_secs,
         backend: format!("{backend} backlog"),
         events: snap.events_in,
@@ -237,6 +266,7 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let mut next = pairs;
     let start = Instant::now();
     let cpu_before = process_cpu_secs();
+    let faults_before = minor_faults();
     let mut interval = tokio::time::interval(tick);
     // A tick's publish waits for its acknowledgements (on Kafka: linger, acks=all), which can
     // take longer than a tick: several ticks are in flight so the offered rate holds. Past
@@ -276,6 +306,8 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     // The paced run's CPU includes the generator's (it runs in this process).
     let cpu_secs = cpu_before.zip(process_cpu_secs()).map(|(a, b)| b - a);
     let latency = Row {
+        new_memory_mib: new_memory_mib(faults_before, minor_faults()),
+        rss_mib: rss_mib(),
         backend: format!("{backend} paced"),
         events: snap.events_in,
         secs: start.elapsed().as_secs_f64(),
@@ -336,12 +368,23 @@ pub async fn run(args: BenchStreamArgs, config: &Config) -> anyhow::Result<()> {
         println!(" {:>10}", r.loop_cpu_secs.map_or("-".to_string(), |c| format!("{c:.2}")));
     }
     println!();
-    println!("{:<18} {:>10} {:>10} {:>10} {:>10}", "outcome", "valid", "dead", "anomalies", "alerts");
+    println!("{:<18} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}", "outcome", "valid", "dead", "anomalies", "alerts", "new MiB", "rss MiB");
     for r in &rows {
-        println!("{:<18} {:>10} {:>10} {:>10} {:>10}", r.backend, r.outcome[0], r.outcome[1], r.outcome[2], r.outcome[3]);
+        let mib = |v: Option<f64>| v.map_or("-".to_string(), |m| format!("{m:.0}"));
+        println!(
+            "{:<18} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            r.backend,
+            r.outcome[0],
+            r.outcome[1],
+            r.outcome[2],
+            r.outcome[3],
+            mib(r.new_memory_mib),
+            mib(r.rss_mib)
+        );
     }
     println!("event→sink latency = bus append time → the batch's warehouse rows written (backlog rows include queueing behind the backlog).");
     println!("stage seconds: wall time per stage (stages overlap); loop cpu = CPU time of the thread running the processor's loop.");
+    println!("new MiB = memory the process touched for the first time during the run (page faults; the paced run's includes its generator); rss MiB = resident at its end.");
     println!("cpu µs/event = the process's CPU time (all threads) over the run ÷ events; on 2 cores, 1 M events/s needs ≤ 2.");
     Ok(())
 }
