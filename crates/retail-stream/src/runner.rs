@@ -1076,7 +1076,7 @@ impl Runner {
             }
         }
         let started = Instant::now();
-        // Encode the partitions' snapshots on blocking threads while the lake and the warehouse
+        // Encode the partitions' snapshots on the encoding threads while the lake and the warehouse
         // write: the three are independent. Only the snapshot *writes* wait, since a checkpoint
         // must never be ahead of the data.
         let mut encodes = Vec::new();
