@@ -48,6 +48,10 @@ impl StatusSource for NoLiveStatus {
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source} (is another process using the port? set server.listen / RETAIL_HTTP_LISTEN)")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(
+        "cannot listen on {addr} for metrics: {source} (is another process using the port? choose one with --metrics-listen / RETAIL_STREAM_METRICS_LISTEN)"
+    )]
+    MetricsBind { addr: SocketAddr, source: std::io::Error },
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -98,6 +102,21 @@ impl BoundServer {
         axum::serve(self.listener, self.router).with_graceful_shutdown(async move { cancel.cancelled().await }).await?;
         Ok(())
     }
+}
+
+/// Only `/metrics` and `/healthz`, for a process without the dashboard (`retail stream`: each
+/// instance of a consumer group is scraped on its own).
+pub async fn bind_metrics(listen: SocketAddr, status: Arc<dyn StatusSource>) -> Result<BoundServer, ServerError> {
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|source| ServerError::MetricsBind { addr: listen, source })?;
+    let local_addr = listener.local_addr()?;
+    let router = Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/metrics",
+        get(move || {
+            let text = status.metrics_text();
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text + "\n") }
+        }),
+    );
+    Ok(BoundServer { listener, router, local_addr })
 }
 
 fn router(state: AppState) -> Router {

@@ -2,6 +2,7 @@
 
 mod cmd;
 mod config;
+mod process_metrics;
 mod wiring;
 
 use clap::{Parser, Subcommand};

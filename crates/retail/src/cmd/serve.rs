@@ -67,6 +67,7 @@ impl PipelineStatus {
     pub fn new(metrics: StreamMetrics) -> PipelineStatus {
         let mut registry = prometheus_client::registry::Registry::default();
         metrics.register(&mut registry);
+        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         PipelineStatus { metrics, registry, last: Mutex::new((Instant::now(), 0, 0.0)) }
     }
 }

@@ -3,7 +3,6 @@
 use crate::config::Config;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args, Debug)]
 pub struct StreamArgs {
@@ -23,6 +22,10 @@ pub struct StreamArgs {
     /// Stop once every input partition is caught up (one-shot backfill).
     #[arg(long)]
     pub exit_when_idle: bool,
+    /// Serve Prometheus metrics (`/metrics`) and `/healthz` on this address, e.g.
+    /// `127.0.0.1:9464`; each process of a consumer group needs a port of its own.
+    #[arg(long, env = "RETAIL_STREAM_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The bus, lake and warehouse the configuration names.
@@ -53,17 +56,30 @@ pub async fn run(args: StreamArgs, config: &Config) -> anyhow::Result<()> {
         ..Default::default()
     };
     cfg.processor.allowed_lateness_ms = args.allowed_lateness_s * 1000;
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("Ctrl-C: finishing the current batch, checkpointing and committing");
-            on_signal.cancel();
-        }
-    });
+    // Ctrl-C or SIGTERM (what service managers send): finish the current batch, checkpoint and
+    // commit, then exit.
+    let cancel = super::serve::cancel_on_ctrl_c();
     tracing::info!(bus = %config.bus, lake = %config.lake, warehouse = %config.warehouse, group = %cfg.group, products = catalog.products.len(), "stream processor starting");
     let metrics = retail_stream::StreamMetrics::new();
-    let summary = retail_stream::run(cfg, sinks.bus, sinks.lake, sinks.warehouse, &catalog, metrics, cancel).await?;
+    let metrics_server = match args.metrics_listen {
+        Some(listen) => {
+            let status = Arc::new(super::serve::PipelineStatus::new(metrics.clone()));
+            let server = retail_server::bind_metrics(listen, status).await?;
+            tracing::info!(addr = %server.local_addr, "serving Prometheus metrics at /metrics");
+            let stop = cancel.clone();
+            Some(tokio::spawn(server.serve(stop)))
+        }
+        None => None,
+    };
+    let summary = retail_stream::run(cfg, sinks.bus, sinks.lake, sinks.warehouse, &catalog, metrics, cancel.clone()).await;
+    // The metrics server stops with the processor, whichever way it ended.
+    cancel.cancel();
+    if let Some(server) = metrics_server {
+        if let Ok(Err(e)) = server.await {
+            tracing::warn!(error = %e, "metrics server");
+        }
+    }
+    let summary = summary?;
     println!("processed {} records ({} valid, {} dead-lettered), {} checkpoints", summary.records, summary.valid, summary.dead_letters, summary.checkpoints);
     Ok(())
 }
