@@ -22,7 +22,26 @@ pub struct ProcessStats {
 /// Clock ticks per second of `/proc/*/stat` times (USER_HZ: 100 on every mainstream Linux build).
 const TICKS: f64 = 100.0;
 
+/// The kernel's page size, bytes.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(1) as u64
+}
+
+/// Fields of a `/proc/…/stat` line after the command name (which may hold spaces and
+/// parentheses, so the split is after its last `)`).
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    Some(stat.rsplit_once(')')?.1.split_whitespace().collect())
+}
+
 impl ProcessStats {
+    /// User + system CPU seconds in a `/proc/…/stat` file (`/proc/thread-self/stat`: this thread).
+    pub fn cpu_seconds_of(stat_path: &str) -> Option<f64> {
+        let stat = std::fs::read_to_string(stat_path).ok()?;
+        let f = stat_fields(&stat)?;
+        Some((f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?) as f64 / TICKS)
+    }
+
     pub fn read() -> Option<ProcessStats> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         let boot = std::fs::read_to_string("/proc/stat").ok()?;
@@ -32,12 +51,10 @@ impl ProcessStats {
 
     /// From the text of `/proc/self/stat` and `/proc/stat` (for the boot time).
     fn parse(stat: &str, proc_stat: &str, open_fds: u64) -> Option<ProcessStats> {
-        // Fields after the command name, which may hold spaces and parentheses.
-        let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let f = stat_fields(stat)?;
         let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
         let boot: f64 = proc_stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        let page = page_size();
         Some(ProcessStats {
             cpu_seconds: (num(11)? + num(12)?) as f64 / TICKS,
             minor_faults: num(7)?,
@@ -85,8 +102,7 @@ mod tests {
         let stat = "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 1234 0 5 0 250 50 0 0 20 0 7 0 3000 123456789 1000 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
         let proc_stat = "cpu  1 2 3 4\nbtime 1700000000\nprocesses 99\n";
         let s = ProcessStats::parse(stat, proc_stat, 9).expect("parses");
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+        let page = page_size();
         assert_eq!(s.cpu_seconds, 3.0);
         assert_eq!(s.minor_faults, 1234);
         assert_eq!(s.threads, 7);

@@ -61,45 +61,33 @@ struct Row {
     rss_mib: Option<f64>,
 }
 
+use crate::process_metrics::ProcessStats;
+
 /// CPU seconds this process has used so far (user + system, every thread): steadier than wall
 /// time on a shared host, and what "µs per event" compares between builds. Linux only.
 fn process_cpu_secs() -> Option<f64> {
-    cpu_secs_of("/proc/self/stat")
+    ProcessStats::read().map(|s| s.cpu_seconds)
 }
 
 /// CPU seconds of the calling thread: the backlog run's processor loop runs on it, and that
 /// loop is serial, so its CPU time against the run's wall time shows whether it is the bound.
 fn thread_cpu_secs() -> Option<f64> {
-    cpu_secs_of("/proc/thread-self/stat")
+    ProcessStats::cpu_seconds_of("/proc/thread-self/stat")
 }
 
 /// Minor page faults of the process so far (first touches of memory, mostly).
 fn minor_faults() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(7)?.parse().ok()
+    ProcessStats::read().map(|s| s.minor_faults)
 }
 
 /// Resident memory of the process now, MiB.
 fn rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kib / 1024.0)
+    ProcessStats::read().map(|s| s.resident_bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// MiB of memory first touched between two fault counts.
 fn new_memory_mib(before: Option<u64>, after: Option<u64>) -> Option<f64> {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as f64;
-    before.zip(after).map(|(a, b)| b.saturating_sub(a) as f64 * page / (1024.0 * 1024.0))
-}
-
-fn cpu_secs_of(stat_path: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(stat_path).ok()?;
-    // Fields after the command name (which may hold spaces, so split after its `)`).
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on every mainstream Linux build.
-    Some(ticks as f64 / 100.0)
+    before.zip(after).map(|(a, b)| (b.saturating_sub(a) * crate::process_metrics::page_size()) as f64 / (1024.0 * 1024.0))
 }
 
 /// On-hand stock per store×SKU of the generated workload, so every inventory update continues
