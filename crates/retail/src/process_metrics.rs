@@ -82,7 +82,13 @@ impl Collector for ProcessCollector {
             g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
         };
         counter(&mut encoder, "process_cpu_seconds", "User and system CPU time spent, seconds", s.cpu_seconds)?;
-        counter(&mut encoder, "process_minor_page_faults", "Memory pages touched for the first time (zeroed and mapped by the kernel)", s.minor_faults as f64)?;
+        let faults = ConstCounter::new(s.minor_faults);
+        faults.encode(encoder.encode_descriptor(
+            "process_minor_page_faults",
+            "Memory pages touched for the first time (zeroed and mapped by the kernel)",
+            None,
+            faults.metric_type(),
+        )?)?;
         gauge(&mut encoder, "process_resident_memory_bytes", "Resident memory size, bytes", s.resident_bytes as f64)?;
         gauge(&mut encoder, "process_virtual_memory_bytes", "Virtual memory size, bytes", s.virtual_bytes as f64)?;
         gauge(&mut encoder, "process_threads", "Operating system threads", s.threads as f64)?;

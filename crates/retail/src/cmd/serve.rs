@@ -20,7 +20,7 @@ pub async fn run(args: ServeArgs, config: &Config) -> anyhow::Result<()> {
     let lake = crate::wiring::open_lake(config).await?;
     let warehouse = crate::wiring::open_warehouse_for_writing(config, &lake).await?;
     let cancel = cancel_on_ctrl_c();
-    let server = bind(config, args.refresh_ms, warehouse, Arc::new(retail_server::NoLiveStatus), cancel.clone()).await?;
+    let server = bind(config, args.refresh_ms, warehouse, Arc::new(ServerOnlyStatus::new()), cancel.clone()).await?;
     server.serve(cancel).await?;
     Ok(())
 }
@@ -53,6 +53,37 @@ pub fn cancel_on_ctrl_c() -> CancellationToken {
         token.cancel();
     });
     cancel
+}
+
+/// `retail serve` runs no processor: no live counters, only the process's own metrics.
+struct ServerOnlyStatus {
+    registry: prometheus_client::registry::Registry,
+}
+
+impl ServerOnlyStatus {
+    fn new() -> ServerOnlyStatus {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
+        ServerOnlyStatus { registry }
+    }
+}
+
+impl StatusSource for ServerOnlyStatus {
+    fn live_counters(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+    fn metrics_text(&self) -> String {
+        registry_text(&self.registry)
+    }
+}
+
+/// A registry in Prometheus text, without the closing `# EOF` (the server appends its own lines).
+fn registry_text(registry: &prometheus_client::registry::Registry) -> String {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
+        tracing::warn!(error = %e, "cannot encode metrics");
+    }
+    text.trim_end().trim_end_matches("# EOF").to_string()
 }
 
 /// The stream processor's live counters and Prometheus registry, for the page and `/metrics`.
@@ -103,11 +134,6 @@ impl StatusSource for PipelineStatus {
     }
 
     fn metrics_text(&self) -> String {
-        let mut text = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
-            tracing::warn!(error = %e, "cannot encode metrics");
-        }
-        // encode() ends with "# EOF"; the server appends its own lines after ours.
-        text.trim_end().trim_end_matches("# EOF").to_string()
+        registry_text(&self.registry)
     }
 }
