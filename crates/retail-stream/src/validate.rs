@@ -108,23 +108,21 @@ pub fn validate_beside<R>(msgs: &[retail_bus::Message], threads: usize, first: i
     let mut out: Vec<Verdict> = std::iter::repeat_with(|| None).take(msgs.len()).collect();
     let queue = ValidationQueue::new(msgs, &mut out);
     let helpers = threads.max(1) - 1;
-    let pool = if helpers == 0 { None } else { helper_pool(helpers) };
-    let r = match pool {
+    let this_thread = || {
+        let r = first();
+        queue.work();
+        r
+    };
+    let r = match if helpers == 0 { None } else { helper_pool(helpers) } {
         // A panic in validation is a bug, not bad input (bad input is a verdict): the scope
         // propagates it.
         Some(pool) => pool.in_place_scope(|scope| {
             for _ in 0..helpers {
                 scope.spawn(|_| queue.work());
             }
-            let r = first();
-            queue.work();
-            r
+            this_thread()
         }),
-        None => {
-            let r = first();
-            queue.work();
-            r
-        }
+        None => this_thread(),
     };
     (r, out)
 }

@@ -63,31 +63,26 @@ struct Row {
 
 use crate::process_metrics::ProcessStats;
 
-/// CPU seconds this process has used so far (user + system, every thread): steadier than wall
-/// time on a shared host, and what "µs per event" compares between builds. Linux only.
-fn process_cpu_secs() -> Option<f64> {
-    ProcessStats::read().map(|s| s.cpu_seconds)
-}
-
 /// CPU seconds of the calling thread: the backlog run's processor loop runs on it, and that
 /// loop is serial, so its CPU time against the run's wall time shows whether it is the bound.
 fn thread_cpu_secs() -> Option<f64> {
     ProcessStats::cpu_seconds_of("/proc/thread-self/stat")
 }
 
-/// Minor page faults of the process so far (first touches of memory, mostly).
-fn minor_faults() -> Option<u64> {
-    ProcessStats::read().map(|s| s.minor_faults)
-}
-
-/// Resident memory of the process now, MiB.
-fn rss_mib() -> Option<f64> {
-    ProcessStats::read().map(|s| s.resident_bytes as f64 / (1024.0 * 1024.0))
-}
-
-/// MiB of memory first touched between two fault counts.
-fn new_memory_mib(before: Option<u64>, after: Option<u64>) -> Option<f64> {
-    before.zip(after).map(|(a, b)| (b.saturating_sub(a) * crate::process_metrics::page_size()) as f64 / (1024.0 * 1024.0))
+/// What the process used between two readings of `/proc`: CPU seconds (user + system, every
+/// thread: steadier than wall time on a shared host, and what "µs per event" compares between
+/// builds), memory touched for the first time (MiB), and resident memory at the end (MiB).
+/// Linux only.
+fn usage_between(before: &Option<ProcessStats>, after: &Option<ProcessStats>) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    match (before, after) {
+        (Some(b), Some(a)) => (
+            Some(a.cpu_seconds - b.cpu_seconds),
+            Some(mib(a.minor_faults.saturating_sub(b.minor_faults) * crate::process_metrics::page_size())),
+            Some(mib(a.resident_bytes)),
+        ),
+        _ => (None, None, None),
+    }
 }
 
 /// On-hand stock per store×SKU of the generated workload, so every inventory update continues
@@ -217,18 +212,16 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let metrics = retail_stream::StreamMetrics::new();
     let counters = metrics.counters();
     let started = Instant::now();
-    let cpu_before = process_cpu_secs();
-    let faults_before = minor_faults();
+    let usage_before = ProcessStats::read();
     let loop_cpu_before = thread_cpu_secs();
     retail_stream::run(stream_cfg.clone(), sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone(), &catalog, metrics, CancellationToken::new()).await?;
     let secs = started.elapsed().as_secs_f64();
-    let cpu_secs = cpu_before.zip(process_cpu_secs()).map(|(a, b)| b - a);
     let loop_cpu_secs = loop_cpu_before.zip(thread_cpu_secs()).map(|(a, b)| b - a);
-    let new_memory = new_memory_mib(faults_before, minor_faults());
+    let (cpu_secs, new_memory_mib, rss_mib) = usage_between(&usage_before, &ProcessStats::read());
     let snap = counters.snapshot();
     let throughput = Row {
-        new_memory_mib: new_memory,
-        rss_mib: rss_mib(),
+        new_memory_mib,
+        rss_mib,
         loop_cpu_secs,
         backend: format!("{backend} backlog"),
         events: snap.events_in,
@@ -253,8 +246,7 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let pairs_per_tick = ((args.latency_rate as u64) / 2 / 100).max(1);
     let mut next = pairs;
     let start = Instant::now();
-    let cpu_before = process_cpu_secs();
-    let faults_before = minor_faults();
+    let usage_before = ProcessStats::read();
     let mut interval = tokio::time::interval(tick);
     // A tick's publish waits for its acknowledgements (on Kafka: linger, acks=all), which can
     // take longer than a tick: several ticks are in flight so the offered rate holds. Past
@@ -292,10 +284,10 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     processor.await??;
     let snap = counters.snapshot();
     // The paced run's CPU includes the generator's (it runs in this process).
-    let cpu_secs = cpu_before.zip(process_cpu_secs()).map(|(a, b)| b - a);
+    let (cpu_secs, new_memory_mib, rss_mib) = usage_between(&usage_before, &ProcessStats::read());
     let latency = Row {
-        new_memory_mib: new_memory_mib(faults_before, minor_faults()),
-        rss_mib: rss_mib(),
+        new_memory_mib,
+        rss_mib,
         backend: format!("{backend} paced"),
         events: snap.events_in,
         secs: start.elapsed().as_secs_f64(),
