@@ -25,6 +25,9 @@ pub enum ParquetProfile {
     Internal,
 }
 
+/// Target size of a data page (values before compression).
+const DATA_PAGE_BYTES: usize = 64 * 1024;
+
 /// Encode batches (all of one schema, at least one) as a Snappy-compressed Parquet file for
 /// any reader (`ParquetProfile::Analytics`).
 pub fn encode_parquet(batches: &[RecordBatch]) -> Result<Bytes, String> {
@@ -36,7 +39,11 @@ pub fn encode_parquet_as(batches: &[RecordBatch], profile: ParquetProfile) -> Re
     let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         // Row groups of 128k rows keep statistics useful for pruning without tiny pages.
-        .set_max_row_group_row_count(Some(128 * 1024));
+        .set_max_row_group_row_count(Some(128 * 1024))
+        // Pages of 64 KiB, not the default 1 MiB: a page's buffers grow by doubling from empty,
+        // and at 1 MiB each growth step copied the page and touched fresh memory, which was
+        // about a quarter of the encoding's CPU. Files come out ≈ 1 % larger (more page headers).
+        .set_data_page_size_limit(DATA_PAGE_BYTES);
     // The sample comes from the largest batch: a file may start with a few rows only.
     let sample = batches.iter().max_by_key(|b| b.num_rows()).unwrap_or(first);
     if profile == ParquetProfile::Internal {
@@ -183,6 +190,28 @@ mod tests {
         let group = reader.metadata().row_group(0);
         assert!((0..4).all(|c| group.column(c).dictionary_page_offset().is_none() && group.column(c).statistics().is_none()));
         assert_eq!(decode_parquet(bytes).unwrap(), vec![batch]);
+    }
+
+    /// Data pages stay near `DATA_PAGE_BYTES` in both profiles (the writer's default is 1 MiB).
+    #[test]
+    fn data_pages_are_small() {
+        use datafusion::parquet::column::page::PageReader;
+        let n = 100_000;
+        let ids = StringArray::from_iter_values((0..n).map(|i| format!("00000000-0000-4000-8000-{i:012}")));
+        let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as Arc<dyn Array>)]).unwrap();
+        for profile in [ParquetProfile::Analytics, ParquetProfile::Internal] {
+            let bytes = encode_parquet_as(std::slice::from_ref(&batch), profile).unwrap();
+            let reader = SerializedFileReader::new(bytes).unwrap();
+            let mut pages = reader.get_row_group(0).unwrap().get_column_page_reader(0).unwrap();
+            let mut sizes = Vec::new();
+            while let Some(page) = pages.get_next_page().unwrap() {
+                sizes.push(page.num_values() as usize * 40);
+            }
+            // 100 k values of 36 bytes + a 4-byte length are ≈ 3.8 MiB: ≈ 60 pages of 64 KiB
+            // (the size is checked after each write batch of 1,024 values), 4 of 1 MiB.
+            assert!(sizes.len() >= 30, "{profile:?}: {} pages", sizes.len());
+            assert!(sizes.iter().all(|s| *s <= 2 * DATA_PAGE_BYTES), "{profile:?}: {sizes:?}");
+        }
     }
 
     /// Random ids (UUIDs) are written uncompressed, ids that repeat themselves stay compressed,
