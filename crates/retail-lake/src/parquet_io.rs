@@ -195,7 +195,6 @@ mod tests {
     /// Data pages stay near `DATA_PAGE_BYTES` in both profiles (the writer's default is 1 MiB).
     #[test]
     fn data_pages_are_small() {
-        use datafusion::parquet::column::page::PageReader;
         let n = 100_000;
         let ids = StringArray::from_iter_values((0..n).map(|i| format!("00000000-0000-4000-8000-{i:012}")));
         let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as Arc<dyn Array>)]).unwrap();
