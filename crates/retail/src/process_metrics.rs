@@ -67,6 +67,49 @@ impl ProcessStats {
     }
 }
 
+/// CPU seconds of each live thread of this process, by thread id, with its group: the thread's
+/// name without a trailing `-<n>` (`retail-encode-1` → `retail-encode`). Linux only.
+pub fn thread_cpu_seconds() -> Option<std::collections::BTreeMap<u64, (String, f64)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u64>().ok()) else { continue };
+        // A thread may end between the listing and the read: skip it.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        if let Some(reading) = parse_thread_stat(&stat) {
+            out.insert(tid, reading);
+        }
+    }
+    Some(out)
+}
+
+/// (group, CPU seconds) from one `/proc/…/task/<tid>/stat` line.
+fn parse_thread_stat(stat: &str) -> Option<(String, f64)> {
+    let name = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+    let f = stat_fields(stat)?;
+    let cpu = (f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?) as f64 / TICKS;
+    let group = match name.rsplit_once('-') {
+        Some((base, n)) if !base.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    };
+    Some((group.to_string(), cpu))
+}
+
+/// CPU seconds spent between two `thread_cpu_seconds` readings, by thread group, largest first
+/// (threads started in between count from zero; threads that ended are missing).
+pub fn thread_cpu_between(
+    before: &std::collections::BTreeMap<u64, (String, f64)>,
+    after: &std::collections::BTreeMap<u64, (String, f64)>,
+) -> Vec<(String, f64)> {
+    let mut by_group: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+    for (tid, (group, cpu)) in after {
+        let earlier = before.get(tid).map_or(0.0, |(_, c)| *c);
+        *by_group.entry(group).or_default() += (cpu - earlier).max(0.0);
+    }
+    let mut out: Vec<(String, f64)> = by_group.into_iter().map(|(g, c)| (g.to_string(), c)).collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
 #[derive(Debug, Default)]
 pub struct ProcessCollector;
 
@@ -120,8 +163,27 @@ mod tests {
     }
 
     #[test]
+    fn thread_groups_drop_the_thread_number() {
+        let line = |name: &str, utime: u64| format!("77 ({name}) S 1 4242 4242 0 -1 4194560 1234 0 5 0 {utime} 50 0 0 20 0 7 0 3000 1 1");
+        assert_eq!(parse_thread_stat(&line("retail-encode-1", 250)), Some(("retail-encode".to_string(), 3.0)));
+        assert_eq!(parse_thread_stat(&line("tokio-runtime-w", 50)), Some(("tokio-runtime-w".to_string(), 1.0)));
+        assert_eq!(parse_thread_stat(&line("my (odd) name-x", 0)), Some(("my (odd) name-x".to_string(), 0.5)));
+        assert_eq!(parse_thread_stat(&line("-7", 0)), Some(("-7".to_string(), 0.5)));
+        assert_eq!(parse_thread_stat("garbage"), None);
+
+        let reading = |v: &[(u64, &str, f64)]| v.iter().map(|(t, g, c)| (*t, (g.to_string(), *c))).collect();
+        let before = reading(&[(1, "main", 1.0), (2, "encode", 0.5), (3, "gone", 9.0)]);
+        let after = reading(&[(1, "main", 1.25), (2, "encode", 2.5), (4, "encode", 0.5)]);
+        assert_eq!(thread_cpu_between(&before, &after), vec![("encode".to_string(), 2.5), ("main".to_string(), 0.25)]);
+    }
+
+    #[test]
     fn the_live_process_reports_itself() {
         let s = ProcessStats::read().expect("this test runs on Linux");
+        let threads = thread_cpu_seconds().expect("this test runs on Linux");
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() } as u64;
+        assert!(threads.contains_key(&me), "this thread ({me}) missing in {threads:?}");
         assert!(s.resident_bytes > 0 && s.threads >= 1 && s.open_fds >= 3, "{s:?}");
         let mut registry = prometheus_client::registry::Registry::default();
         registry.register_collector(Box::new(ProcessCollector));

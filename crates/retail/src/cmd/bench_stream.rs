@@ -59,9 +59,11 @@ struct Row {
     new_memory_mib: Option<f64>,
     /// Resident memory at the end of the run, MiB.
     rss_mib: Option<f64>,
+    /// CPU seconds by thread group (thread name without its number), largest first.
+    thread_cpu: Vec<(String, f64)>,
 }
 
-use crate::process_metrics::ProcessStats;
+use crate::process_metrics::{thread_cpu_between, thread_cpu_seconds, ProcessStats};
 
 /// CPU seconds of the calling thread: the backlog run's processor loop runs on it, and that
 /// loop is serial, so its CPU time against the run's wall time shows whether it is the bound.
@@ -213,13 +215,16 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let counters = metrics.counters();
     let started = Instant::now();
     let usage_before = ProcessStats::read();
+    let threads_before = thread_cpu_seconds();
     let loop_cpu_before = thread_cpu_secs();
     retail_stream::run(stream_cfg.clone(), sinks.bus.clone(), sinks.lake.clone(), sinks.warehouse.clone(), &catalog, metrics, CancellationToken::new()).await?;
     let secs = started.elapsed().as_secs_f64();
     let loop_cpu_secs = loop_cpu_before.zip(thread_cpu_secs()).map(|(a, b)| b - a);
     let (cpu_secs, new_memory_mib, rss_mib) = usage_between(&usage_before, &ProcessStats::read());
+    let thread_cpu = threads_before.zip(thread_cpu_seconds()).map(|(b, a)| thread_cpu_between(&b, &a)).unwrap_or_default();
     let snap = counters.snapshot();
     let throughput = Row {
+        thread_cpu,
         new_memory_mib,
         rss_mib,
         loop_cpu_secs,
@@ -247,6 +252,7 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let mut next = pairs;
     let start = Instant::now();
     let usage_before = ProcessStats::read();
+    let threads_before = thread_cpu_seconds();
     let mut interval = tokio::time::interval(tick);
     // A tick's publish waits for its acknowledgements (on Kafka: linger, acks=all), which can
     // take longer than a tick: several ticks are in flight so the offered rate holds. Past
@@ -285,7 +291,9 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
     let snap = counters.snapshot();
     // The paced run's CPU includes the generator's (it runs in this process).
     let (cpu_secs, new_memory_mib, rss_mib) = usage_between(&usage_before, &ProcessStats::read());
+    let thread_cpu = threads_before.zip(thread_cpu_seconds()).map(|(b, a)| thread_cpu_between(&b, &a)).unwrap_or_default();
     let latency = Row {
+        thread_cpu,
         new_memory_mib,
         rss_mib,
         backend: format!("{backend} paced"),
@@ -362,9 +370,17 @@ pub async fn run(args: BenchStreamArgs, config: &Config) -> anyhow::Result<()> {
             mib(r.rss_mib)
         );
     }
+    println!();
+    println!("cpu seconds by thread");
+    for r in &rows {
+        let groups: Vec<String> = r.thread_cpu.iter().filter(|(_, c)| *c >= 0.005).map(|(g, c)| format!("{g} {c:.2}")).collect();
+        println!("{:<18} {}", r.backend, if groups.is_empty() { "-".to_string() } else { groups.join(", ") });
+    }
     println!("event→sink latency = bus append time → the batch's warehouse rows written (backlog rows include queueing behind the backlog).");
     println!("stage seconds: wall time per stage (stages overlap); loop cpu = CPU time of the thread running the processor's loop.");
     println!("new MiB = memory the process touched for the first time during the run (page faults; the paced run's includes its generator); rss MiB = resident at its end.");
     println!("cpu µs/event = the process's CPU time (all threads) over the run ÷ events; on 2 cores, 1 M events/s needs ≤ 2.");
+    println!("cpu seconds by thread: retail = the processor's loop (this bench runs it on the main thread), retail-validate = validation helpers,");
+    println!("retail-encode = Parquet and checkpoint encoding, tokio-* = the async runtime (warehouse inserts, file I/O; the paced run's generator).");
     Ok(())
 }

@@ -1,0 +1,37 @@
+//! `retail bench stream` on a small backlog: its tables report what the run did, including where
+//! the CPU went by thread (the measurement itself is a benchmark, not a test; this checks the
+//! command works and reports consistently).
+
+use std::process::Command;
+
+#[test]
+fn bench_stream_reports_events_outcomes_and_cpu_by_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_retail"));
+    for var in ["RETAIL_BUS", "RETAIL_LAKE", "RETAIL_WAREHOUSE", "RETAIL_CONFIG", "RETAIL_TEST_KAFKA"] {
+        cmd.env_remove(var);
+    }
+    let out =
+        cmd.arg("--data-dir").arg(dir.path()).args(["bench", "stream", "--events", "20000", "--latency-rate", "2000", "--latency-secs", "1"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let row = |section: &str, run: &str| -> Vec<String> {
+        let body = stdout.split(section).nth(1).unwrap_or_else(|| panic!("no `{section}` table in:\n{stdout}"));
+        let line = body.lines().find(|l| l.starts_with(run)).unwrap_or_else(|| panic!("no `{run}` row under `{section}`:\n{stdout}"));
+        line[run.len()..].split_whitespace().map(str::to_string).collect()
+    };
+    // Throughput: every record of the backlog read, and every one of them valid.
+    assert_eq!(row("run ", "embedded backlog")[0], "20000");
+    assert_eq!(row("outcome", "embedded backlog")[..2], ["20000".to_string(), "0".to_string()]);
+    // The paced run's records all arrive as well (at most 1 s of 2 k/s, plus the tick's rounding).
+    let paced: u64 = row("outcome", "embedded paced")[0].parse().unwrap();
+    assert!(paced > 0 && paced <= 2_100, "paced run validated {paced} records");
+    // CPU by thread: the loop's thread (the main one here) did work, and the groups account for
+    // no more CPU than the process used (cpu µs/event × events).
+    let groups = row("cpu seconds by thread", "embedded backlog").join(" ");
+    assert!(groups.contains("retail "), "no loop thread in `{groups}`");
+    let by_thread: f64 = groups.split(", ").filter_map(|g| g.rsplit(' ').next()?.parse::<f64>().ok()).sum();
+    let cpu_per_event: f64 = row("run ", "embedded backlog")[6].parse().unwrap();
+    let process_cpu = cpu_per_event * 20_000.0 / 1e6;
+    assert!(by_thread > 0.0 && by_thread <= process_cpu * 1.1 + 0.05, "threads {by_thread} s against the process's {process_cpu} s");
+}
