@@ -84,7 +84,7 @@ pub fn thread_cpu_seconds() -> Option<std::collections::BTreeMap<u64, (String, f
 
 /// (group, CPU seconds) from one `/proc/…/task/<tid>/stat` line.
 fn parse_thread_stat(stat: &str) -> Option<(String, f64)> {
-    let name = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+    let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?;
     let f = stat_fields(stat)?;
     let cpu = (f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?) as f64 / TICKS;
     let group = match name.rsplit_once('-') {
@@ -170,6 +170,7 @@ mod tests {
         assert_eq!(parse_thread_stat(&line("my (odd) name-x", 0)), Some(("my (odd) name-x".to_string(), 0.5)));
         assert_eq!(parse_thread_stat(&line("-7", 0)), Some(("-7".to_string(), 0.5)));
         assert_eq!(parse_thread_stat("garbage"), None);
+        assert_eq!(parse_thread_stat("1 )x( S"), None);
 
         let reading = |v: &[(u64, &str, f64)]| v.iter().map(|(t, g, c)| (*t, (g.to_string(), *c))).collect();
         let before = reading(&[(1, "main", 1.0), (2, "encode", 0.5), (3, "gone", 9.0)]);
