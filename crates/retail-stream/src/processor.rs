@@ -301,6 +301,23 @@ impl Processor {
         self.parts.get_mut(&(kind, partition)).map(|p| p.to_snapshot(&self.names))
     }
 
+    /// `snapshot` of each of `partitions` it owns, taken side by side on up to `threads` threads
+    /// (the partitions' states are independent), in the order asked.
+    pub fn snapshots(&mut self, partitions: &[TopicPartition], threads: usize) -> Vec<(TopicPartition, PartSnapshot)> {
+        let wanted: Vec<((TopicKind, i32), &TopicPartition)> =
+            partitions.iter().filter_map(|tp| Some(((TopicKind::from_topic(&tp.topic)?, tp.partition), tp))).collect();
+        let mut states: Vec<(&TopicPartition, &mut PartState)> = Vec::with_capacity(wanted.len());
+        for (key, state) in self.parts.iter_mut() {
+            if let Some((_, tp)) = wanted.iter().find(|(k, _)| k == key) {
+                states.push((tp, state));
+            }
+        }
+        let names = &self.names;
+        let mut snaps = validate::map_beside(states, threads, |(tp, state)| (tp.clone(), state.to_snapshot(names)));
+        snaps.sort_by_key(|(tp, _)| partitions.iter().position(|p| p == tp));
+        snaps
+    }
+
     /// For each owned partition, the offset of the next record to read (what to commit).
     pub fn positions(&self) -> Vec<(TopicPartition, i64)> {
         self.parts.iter().map(|((k, p), s)| (TopicPartition { topic: k.topic().to_string(), partition: *p }, s.next_offset)).collect()
@@ -854,5 +871,46 @@ mod tests {
         // The facts over the same rows keep each row's levels.
         let facts = finished.facts().unwrap();
         assert_eq!(facts.num_rows(), 8);
+    }
+
+    /// Snapshots taken side by side are the ones taken one at a time, in the order asked.
+    #[test]
+    fn snapshots_side_by_side_equal_one_at_a_time() {
+        let sale = |i: i64| {
+            format!(
+                r#"{{"event_type":"sale","schema_version":1,"transaction_id":"00000000-0000-4000-8000-{i:012}","basket_id":"00000000-0000-4000-9000-{i:012}","store_id":"store_00{}","product_id":"SKU{}","quantity":1,"unit_price":2.5,"list_price":2.5,"discount_pct":0.0,"promotion_id":null,"timestamp":"{}","customer_id":"cust_{i}","payment_method":"cash"}}"#,
+                i % 3,
+                i % 5,
+                ms_to_time(1_735_725_600_000 + i * 1_000).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            )
+        };
+        let msgs: Vec<Message> = (0..300)
+            .map(|i| Message {
+                topic: retail_core::topics::SALES.into(),
+                partition: (i % 3) as i32,
+                offset: i / 3,
+                key: None,
+                payload: sale(i).into_bytes().into(),
+                timestamp_ms: 1_735_725_600_000 + 3_600_000,
+            })
+            .collect();
+        let fed = || {
+            let mut p = Processor::new(ProcessorConfig::default(), &Catalog::default());
+            let mut out = Outputs::default();
+            for m in &msgs {
+                p.process(m, &mut out);
+            }
+            p.flush(&mut out);
+            assert!(out.dead_letters.is_empty(), "{:?}", out.dead_letters.first().map(|d| &d.reasons));
+            p
+        };
+        let (mut serial, mut parallel) = (fed(), fed());
+        let tp = |partition| TopicPartition { topic: retail_core::topics::SALES.to_string(), partition };
+        let asked = vec![tp(2), tp(0), tp(1)];
+        let one_at_a_time: Vec<(TopicPartition, PartSnapshot)> =
+            asked.iter().map(|t| (t.clone(), serial.snapshot(&t.topic, t.partition).expect("an owned partition"))).collect();
+        let side_by_side = parallel.snapshots(&asked, 2);
+        assert_eq!(side_by_side, one_at_a_time);
+        assert!(side_by_side.iter().all(|(_, s)| !s.windows.is_empty()), "every partition has open windows");
     }
 }

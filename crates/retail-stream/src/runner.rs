@@ -1080,8 +1080,8 @@ impl Runner {
         // write: the three are independent. Only the snapshot *writes* wait, since a checkpoint
         // must never be ahead of the data.
         let mut encodes = Vec::new();
-        for tp in self.processor.owned() {
-            let Some(mut snap) = self.processor.snapshot(&tp.topic, tp.partition) else { continue };
+        let owned = self.processor.owned();
+        for (tp, mut snap) in self.processor.snapshots(&owned, self.cfg.validate_threads) {
             let key = self.checkpoint_key(&tp.topic, tp.partition);
             let size = self.snapshot_bytes.get(&tp).map_or(64 << 10, |n| n + n / 8);
             // Changed dedup buckets and the stock base or delta go to objects of their own; the

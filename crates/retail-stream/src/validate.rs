@@ -127,6 +127,34 @@ pub fn validate_beside<R>(msgs: &[retail_bus::Message], threads: usize, first: i
     (r, out)
 }
 
+/// `f` over `items` on up to `threads` threads (the caller's and the validation helpers), results
+/// in item order. For a handful of large, independent jobs (the partitions' checkpoint
+/// snapshots): each thread takes the next item until none is left.
+pub(crate) fn map_beside<T: Send, R: Send>(items: Vec<T>, threads: usize, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let n = items.len();
+    let helpers = threads.max(1).min(n).saturating_sub(1);
+    let todo = std::sync::Mutex::new(items.into_iter().enumerate().collect::<Vec<_>>());
+    let done = std::sync::Mutex::new(Vec::with_capacity(n));
+    let work = || loop {
+        // A panic in `f` is a bug; the scope propagates it (the locks are only held to pop/push).
+        let Some((i, item)) = todo.lock().unwrap_or_else(|p| p.into_inner()).pop() else { return };
+        let r = f(item);
+        done.lock().unwrap_or_else(|p| p.into_inner()).push((i, r));
+    };
+    match if helpers == 0 { None } else { helper_pool(helpers) } {
+        Some(pool) => pool.in_place_scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|_| work());
+            }
+            work();
+        }),
+        None => work(),
+    }
+    let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Long-lived helper threads for validation, `helpers` of them; `None` (validate on the calling
 /// thread) if the system refuses threads. Why not a thread per chunk: each one paid its start and
 /// a fresh allocator heap (pages to fault in, abandoned ones to reclaim): about a hundred threads
@@ -200,5 +228,14 @@ mod tests {
         assert!(parallel[0].is_none(), "unknown topic");
         assert!(parallel[7].as_ref().unwrap().as_ref().unwrap_err()[0].contains("-7"), "{:?}", parallel[7]);
         assert!(parallel[1].as_ref().unwrap().is_ok());
+    }
+
+    #[test]
+    fn map_beside_keeps_item_order_on_any_thread_count() {
+        for threads in [1, 2, 4] {
+            let squares = map_beside((0..50u64).collect(), threads, |i| i * i);
+            assert_eq!(squares, (0..50u64).map(|i| i * i).collect::<Vec<_>>(), "{threads} threads");
+        }
+        assert!(map_beside(Vec::<u8>::new(), 2, |i| i).is_empty());
     }
 }
