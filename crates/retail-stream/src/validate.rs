@@ -108,23 +108,33 @@ pub fn validate_beside<R>(msgs: &[retail_bus::Message], threads: usize, first: i
     let mut out: Vec<Verdict> = std::iter::repeat_with(|| None).take(msgs.len()).collect();
     let queue = ValidationQueue::new(msgs, &mut out);
     let helpers = threads.max(1) - 1;
-    let this_thread = || {
-        let r = first();
-        queue.work();
-        r
-    };
-    let r = match if helpers == 0 { None } else { helper_pool(helpers) } {
-        // A panic in validation is a bug, not bad input (bad input is a verdict): the scope
-        // propagates it.
+    // A panic in validation is a bug, not bad input (bad input is a verdict): the scope
+    // propagates it.
+    let r = with_helpers(
+        helpers,
+        || queue.work(),
+        || {
+            let r = first();
+            queue.work();
+            r
+        },
+    );
+    (r, out)
+}
+
+/// Run `helper` on `helpers` of the long-lived helper threads while the calling thread runs
+/// `caller`; returns once all are done (`caller` alone when there are no helpers or no threads).
+/// A panic on any of them resumes in the caller.
+fn with_helpers<R>(helpers: usize, helper: impl Fn() + Sync, caller: impl FnOnce() -> R) -> R {
+    match if helpers == 0 { None } else { helper_pool(helpers) } {
         Some(pool) => pool.in_place_scope(|scope| {
             for _ in 0..helpers {
-                scope.spawn(|_| queue.work());
+                scope.spawn(|_| helper());
             }
-            this_thread()
+            caller()
         }),
-        None => this_thread(),
-    };
-    (r, out)
+        None => caller(),
+    }
 }
 
 /// `f` over `items` on up to `threads` threads (the caller's and the validation helpers), results
@@ -141,15 +151,7 @@ pub(crate) fn map_beside<T: Send, R: Send>(items: Vec<T>, threads: usize, f: imp
         let r = f(item);
         done.lock().unwrap_or_else(|p| p.into_inner()).push((i, r));
     };
-    match if helpers == 0 { None } else { helper_pool(helpers) } {
-        Some(pool) => pool.in_place_scope(|scope| {
-            for _ in 0..helpers {
-                scope.spawn(|_| work());
-            }
-            work();
-        }),
-        None => work(),
-    }
+    with_helpers(helpers, work, work);
     let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
     done.sort_unstable_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()

@@ -34,12 +34,15 @@ fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     Some(stat.rsplit_once(')')?.1.split_whitespace().collect())
 }
 
+/// User + system CPU seconds among a stat line's `stat_fields` (utime and stime).
+fn cpu_seconds_in(fields: &[&str]) -> Option<f64> {
+    Some((fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?) as f64 / TICKS)
+}
+
 impl ProcessStats {
     /// User + system CPU seconds in a `/proc/…/stat` file (`/proc/thread-self/stat`: this thread).
     pub fn cpu_seconds_of(stat_path: &str) -> Option<f64> {
-        let stat = std::fs::read_to_string(stat_path).ok()?;
-        let f = stat_fields(&stat)?;
-        Some((f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?) as f64 / TICKS)
+        cpu_seconds_in(&stat_fields(&std::fs::read_to_string(stat_path).ok()?)?)
     }
 
     pub fn read() -> Option<ProcessStats> {
@@ -56,7 +59,7 @@ impl ProcessStats {
         let boot: f64 = proc_stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
         let page = page_size();
         Some(ProcessStats {
-            cpu_seconds: (num(11)? + num(12)?) as f64 / TICKS,
+            cpu_seconds: cpu_seconds_in(&f)?,
             minor_faults: num(7)?,
             threads: num(17)?,
             start_time_seconds: boot + num(19)? as f64 / TICKS,
@@ -85,8 +88,7 @@ pub fn thread_cpu_seconds() -> Option<std::collections::BTreeMap<u64, (String, f
 /// (group, CPU seconds) from one `/proc/…/task/<tid>/stat` line.
 fn parse_thread_stat(stat: &str) -> Option<(String, f64)> {
     let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?;
-    let f = stat_fields(stat)?;
-    let cpu = (f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?) as f64 / TICKS;
+    let cpu = cpu_seconds_in(&stat_fields(stat)?)?;
     let group = match name.rsplit_once('-') {
         Some((base, n)) if !base.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => base,
         _ => name,
