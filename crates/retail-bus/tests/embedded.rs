@@ -205,3 +205,58 @@ async fn shared_semantics_cancelled_poll_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     cancelled_poll_loses_nothing(open(&url(dir.path()), &BusOptions::default()).await.unwrap()).await;
 }
+
+/// A backlog is read ahead (after each full batch the next is read in the background): records
+/// still come in order, once each, a smaller `max` is honoured, a seek drops what was read ahead
+/// of its partition, and a poll cancelled while the read-ahead runs loses nothing.
+// One thread: a read-ahead runs only when the test yields, so the cancelled poll below surely
+// finds it still running.
+#[tokio::test]
+async fn read_ahead_keeps_order_honours_max_seeks_and_cancellation() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(&url(dir.path()), &BusOptions::default()).await.unwrap();
+    bus.create_topics(&[("t", 3)]).await.unwrap();
+    publish(&*bus, "t", &make_events(30, 30_000, 0)).await;
+    let mut c = bus.subscribe("g", &["t"]).await.unwrap();
+    let mut got = Vec::new();
+    // Full batches: each one starts a read-ahead.
+    for _ in 0..3 {
+        let batch = c.poll_batch(1_000, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(batch.len(), 1_000, "a backlog fills every batch");
+        got.extend(batch);
+    }
+    // A poll dropped while it waits for the read-ahead the last full batch started loses nothing.
+    let cut_short = tokio::select! {
+        biased;
+        batch = c.poll_batch(1_000, Duration::from_secs(1)) => {
+            got.extend(batch.unwrap());
+            false
+        }
+        _ = std::future::ready(()) => true,
+    };
+    assert!(cut_short, "the poll was dropped at its first wait");
+    // A smaller batch than the one read ahead: at most `max`, the rest comes next.
+    let small = c.poll_batch(10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(small.len(), 10);
+    got.extend(small);
+    got.extend(c.poll_batch(1_000, Duration::from_secs(1)).await.unwrap());
+    // Seek every partition back to offset 5 (a batch of this backlog holds one partition's
+    // records, whichever the read-ahead holds): what was read ahead of it is dropped.
+    for p in 0..3 {
+        c.seek(&TopicPartition { topic: "t".into(), partition: p }, 5).await.unwrap();
+    }
+    got.retain(|m| m.offset < 5);
+    loop {
+        let batch = c.poll_batch(1_000, Duration::from_millis(100)).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        got.extend(batch);
+    }
+    assert_eq!(got.len(), 30_000, "every record once (after the seeks, again from offset 5)");
+    check_order_and_placement(&got, 3);
+    for p in 0..3 {
+        let offsets: Vec<i64> = got.iter().filter(|m| m.partition == p).map(|m| m.offset).collect();
+        assert_eq!(offsets, (0..offsets.len() as i64).collect::<Vec<_>>(), "partition {p}: every offset once, in order");
+    }
+}
