@@ -34,4 +34,16 @@ fn bench_stream_reports_events_outcomes_and_cpu_by_thread() {
     let cpu_per_event: f64 = row("run ", "embedded backlog")[6].parse().unwrap();
     let process_cpu = cpu_per_event * 20_000.0 / 1e6;
     assert!(by_thread > 0.0 && by_thread <= process_cpu * 1.1 + 0.05, "threads {by_thread} s against the process's {process_cpu} s");
+    // Cores busy: the process's CPU over the run's wall time and the machine's cores, in percent.
+    let run = row("run ", "embedded backlog");
+    let (secs, busy): (f64, f64) = (run[1].parse().unwrap(), run[7].parse().unwrap());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let expected = 100.0 * process_cpu / (secs * cores);
+    // Seconds and µs/event are printed to 0.01, busy % to 1: allow for those roundings (a
+    // short run's seconds carry a large relative rounding).
+    let tolerance = expected * (0.005 / secs + 0.005 / cpu_per_event) * 1.1 + 0.6;
+    assert!(
+        busy > 0.0 && (busy - expected).abs() <= tolerance,
+        "busy {busy} % against {expected:.1} ± {tolerance:.1} % ({process_cpu} s CPU over {secs} s × {cores} cores)"
+    );
 }

@@ -65,6 +65,13 @@ struct Row {
 
 use crate::process_metrics::{thread_cpu_between, thread_cpu_seconds, ProcessStats};
 
+/// How much of the machine's cores the process kept busy over a run: CPU seconds (all
+/// threads) ÷ (wall seconds × cores), in percent. Below 100, throughput is lost to waiting,
+/// not only to work; at 100, only less CPU per event helps.
+fn cores_busy_percent(cpu_secs: f64, wall_secs: f64, cores: usize) -> f64 {
+    100.0 * cpu_secs / (wall_secs.max(1e-9) * cores.max(1) as f64)
+}
+
 /// CPU seconds of the calling thread: the backlog run's processor loop runs on it, and that
 /// loop is serial, so its CPU time against the run's wall time shows whether it is the bound.
 fn thread_cpu_secs() -> Option<f64> {
@@ -328,12 +335,17 @@ pub async fn run(args: BenchStreamArgs, config: &Config) -> anyhow::Result<()> {
         rows.push(b);
     }
     let _ = BusOptions::default();
-    println!("{:<18} {:>10} {:>9} {:>12} {:>10} {:>10} {:>10} {:>12}", "run", "events", "seconds", "events/s", "offered/s", "p50 ms", "p99 ms", "cpu µs/event");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "{:<18} {:>10} {:>9} {:>12} {:>10} {:>10} {:>10} {:>12} {:>8}",
+        "run", "events", "seconds", "events/s", "offered/s", "p50 ms", "p99 ms", "cpu µs/event", "busy %"
+    );
     for r in &rows {
         let offered = if r.rate == 0 { "backlog".to_string() } else { r.rate.to_string() };
         let cpu = r.cpu_secs.filter(|_| r.events > 0).map_or("-".to_string(), |c| format!("{:.2}", c * 1e6 / r.events as f64));
+        let busy = r.cpu_secs.map_or("-".to_string(), |c| format!("{:.0}", cores_busy_percent(c, r.secs, cores)));
         println!(
-            "{:<18} {:>10} {:>9.2} {:>12.0} {:>10} {:>10.0} {:>10.0} {:>12}",
+            "{:<18} {:>10} {:>9.2} {:>12.0} {:>10} {:>10.0} {:>10.0} {:>12} {:>8}",
             r.backend,
             r.events,
             r.secs,
@@ -341,7 +353,8 @@ pub async fn run(args: BenchStreamArgs, config: &Config) -> anyhow::Result<()> {
             offered,
             r.p50,
             r.p99,
-            cpu
+            cpu,
+            busy
         );
     }
     println!();
@@ -382,7 +395,21 @@ pub async fn run(args: BenchStreamArgs, config: &Config) -> anyhow::Result<()> {
     println!("stage seconds: wall time per stage (stages overlap); loop cpu = CPU time of the thread running the processor's loop.");
     println!("new MiB = memory the process touched for the first time during the run (page faults; the paced run's includes its generator); rss MiB = resident at its end.");
     println!("cpu µs/event = the process's CPU time (all threads) over the run ÷ events; on 2 cores, 1 M events/s needs ≤ 2.");
+    println!("busy % = that CPU time ÷ (seconds × {cores} cores): below 100, some core waited (idle, or the host ran something else).");
     println!("cpu seconds by thread: retail = the processor's loop (this bench runs it on the main thread), retail-validate = validation helpers,");
     println!("retail-encode = Parquet and checkpoint encoding, tokio-* = the async runtime (warehouse inserts, file I/O; the paced run's generator).");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cores_busy_percent;
+
+    #[test]
+    fn cores_busy_is_cpu_over_wall_times_cores() {
+        assert_eq!(cores_busy_percent(2.0, 1.25, 2), 80.0);
+        assert_eq!(cores_busy_percent(1.0, 1.0, 1), 100.0);
+        // A zero-length run or no core count never divides by zero.
+        assert!(cores_busy_percent(0.5, 0.0, 0).is_finite());
+    }
 }
