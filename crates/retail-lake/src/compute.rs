@@ -9,7 +9,7 @@
 //!
 //! The threads run at a lower scheduling priority (`ENCODE_NICE`): an encode is background work
 //! that may finish late, while the stream processor's ordered pass is serial and bounds the
-//! throughput. At equal priority the encodes took turns with it on its core (+10 % events/s in
+//! throughput. At equal priority the encodes took turns with it on its core (+12 % events/s in
 //! `retail bench stream` at the lower priority, alternating runs; the same idea as RocksDB's
 //! `LowerThreadPoolCPUPriority` for compactions). The priority only matters under contention.
 
@@ -24,15 +24,22 @@ pub const ENCODE_NICE: i32 = 10;
 fn lower_thread_priority(by: i32) {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: plain system calls on the calling thread's id; no memory is passed.
-        let tid = unsafe { libc::gettid() } as libc::id_t;
+        let tid = this_thread();
         let current = thread_nice(tid).unwrap_or(0);
+        // SAFETY: a plain system call on the calling thread's id; no memory is passed.
         if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, (current + by).min(19)) } != 0 {
             tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the encoding thread's priority");
         }
     }
     #[cfg(not(target_os = "linux"))]
     let _ = by;
+}
+
+/// The calling thread's id (Linux), what `getpriority`/`setpriority` take for one thread.
+#[cfg(target_os = "linux")]
+fn this_thread() -> libc::id_t {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::gettid() as libc::id_t }
 }
 
 /// The nice value of thread `tid` (Linux), `None` if it cannot be read.
@@ -95,10 +102,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn encoding_threads_run_at_a_lower_priority_than_the_caller() {
-        let mine = thread_nice(unsafe { libc::gettid() } as libc::id_t).expect("own nice value");
-        let theirs = run_cpu(|| thread_nice(unsafe { libc::gettid() } as libc::id_t)).await.expect("encoding thread's nice value");
+        let mine = thread_nice(this_thread()).expect("own nice value");
+        let theirs = run_cpu(|| thread_nice(this_thread())).await.expect("encoding thread's nice value");
         assert_eq!(theirs, (mine + ENCODE_NICE).min(19), "caller at {mine}");
-        assert_eq!(thread_nice(unsafe { libc::gettid() } as libc::id_t), Some(mine), "the caller's own priority is unchanged");
+        assert_eq!(thread_nice(this_thread()), Some(mine), "the caller's own priority is unchanged");
     }
 
     #[tokio::test]
