@@ -10,6 +10,10 @@
 //!
 //! Why: with the input checked as UTF-8 once, this skips `serde_json`'s per-token generality
 //! (scratch buffers, position tracking for errors), which was most of a valid event's cost.
+//! Keys written in the struct's declaration order (as every producer of ours writes them) are
+//! recognised by comparing the expected name in place and handed to the derived visitor as a
+//! field index: no scan for the closing quote, no comparison against every field name (−8 %
+//! per valid sale, `tests/validation_speed.rs`). Any other key takes the general path.
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use std::fmt;
@@ -157,9 +161,9 @@ impl<'de> de::Deserializer<'de> for &mut Parser<'de> {
         Err(Declined)
     }
 
-    fn deserialize_struct<V: Visitor<'de>>(self, _: &'static str, _: &'static [&'static str], visitor: V) -> Result<V::Value, Declined> {
+    fn deserialize_struct<V: Visitor<'de>>(self, _: &'static str, fields: &'static [&'static str], visitor: V) -> Result<V::Value, Declined> {
         self.eat(b'{')?;
-        let value = visitor.visit_map(Entries { parser: &mut *self, first: true })?;
+        let value = visitor.visit_map(Entries { parser: &mut *self, first: true, fields, expected: 0 })?;
         self.eat(b'}')?;
         Ok(value)
     }
@@ -232,6 +236,48 @@ impl<'de> de::Deserializer<'de> for &mut Parser<'de> {
 struct Entries<'p, 'de> {
     parser: &'p mut Parser<'de>,
     first: bool,
+    /// The struct's field names in declaration order, as `serde` derives them.
+    fields: &'static [&'static str],
+    /// The field producers write next (they write fields in declaration order).
+    expected: usize,
+}
+
+impl Entries<'_, '_> {
+    /// The expected field's index if the next key is exactly its name: the key is then known
+    /// without scanning it and without comparing it against every field name.
+    fn expected_key(&mut self) -> Option<usize> {
+        let name = self.fields.get(self.expected)?.as_bytes();
+        let rest = &self.parser.bytes()[self.parser.i..];
+        let quoted = rest.len() > name.len() + 1 && rest[0] == b'"' && rest[name.len() + 1] == b'"' && same_bytes(&rest[1..name.len() + 1], name);
+        quoted.then(|| {
+            self.parser.i += name.len() + 2;
+            self.expected += 1;
+            self.expected - 1
+        })
+    }
+}
+
+/// `a == b` for the short keys of the events, a word at a time: inline, where the library
+/// `memcmp` call cost as much as the comparison.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap());
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    // Whole words, then one last word overlapping the previous (no byte tail).
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
 }
 
 impl<'de> MapAccess<'de> for Entries<'_, 'de> {
@@ -243,8 +289,13 @@ impl<'de> MapAccess<'de> for Entries<'_, 'de> {
         }
         if !std::mem::take(&mut self.first) {
             self.parser.eat(b',')?;
+            self.parser.skip_whitespace();
         }
-        seed.deserialize(&mut *self.parser).map(Some)
+        match self.expected_key() {
+            // `serde`'s derived field visitors take a field's index as well as its name.
+            Some(index) => seed.deserialize((index as u64).into_deserializer()).map(Some),
+            None => seed.deserialize(&mut *self.parser).map(Some),
+        }
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Declined> {
@@ -294,6 +345,26 @@ mod tests {
         assert!(all_agree(&spaced), "{spaced}");
         // Missing optional fields are None, as with serde_json.
         assert!(all_agree(&SALE.replace(r#""promotion_id":null,"#, "")));
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let texts: [&[u8]; 8] = [b"", b"a", b"store_id", b"store_ie", b"event_type", b"event_typf", b"customer_event_id", b"customer_event_ie"];
+        for a in texts {
+            for b in texts {
+                assert_eq!(same_bytes(a, b), a == b, "{:?} {:?}", a, b);
+            }
+        }
+        // Every single-byte difference at every position of lengths 1..=24.
+        for n in 1..=24 {
+            let a: Vec<u8> = (0..n as u8).collect();
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x40;
+                assert!(!same_bytes(&a, &b), "{n} {i}");
+            }
+            assert!(same_bytes(&a, &a.clone()));
+        }
     }
 
     #[test]
@@ -371,6 +442,13 @@ mod tests {
             format!("{SALE}}}"),
             format!("[{SALE}]"),
             SALE[..SALE.len() - 1].to_string(),
+            // Keys out of declaration order, repeated, cut short, or one byte longer than expected.
+            SALE.replacen(r#""event_type":"sale","schema_version":1"#, r#""schema_version":1,"event_type":"sale""#, 1),
+            SALE.replacen(r#""event_type":"sale","#, r#""event_type":"sale","event_type":"sale","#, 1),
+            SALE.replacen(r#""schema_version":1,"#, r#""schema_version":1,"schema_version":1,"#, 1),
+            SALE.replacen(r#""store_id""#, r#""store_i""#, 1),
+            SALE.replacen(r#""store_id""#, r#""store_idx""#, 1),
+            SALE.replacen(r#""store_id""#, r#""store_id"#, 1),
             String::new(),
             "null".into(),
         ];
