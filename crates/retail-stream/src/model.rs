@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-/// A 64-bit FNV-1a hash. Used for event ids (dedup) and customer ids (distinct counts): it is
-/// stable across Rust versions, so hashes stored in a checkpoint stay meaningful after upgrade.
+/// A 64-bit FNV-1a hash: how partitions checkpointed before `IdHash::Words` existed hash ids
+/// (see `IdHash`). One multiply per byte: ≈ 150 cycles for a UUID.
 pub fn fnv64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
@@ -15,6 +15,69 @@ pub fn fnv64(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// A 64-bit hash of eight bytes at a time (multiply–rotate per word, then murmur3's finaliser),
+/// ≈ 5× faster than `fnv64` on a UUID. Defined here rather than taken from a crate: its values
+/// are stored in checkpoints, so they must never change with a dependency's version.
+pub fn word_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(29);
+    let mut h = (bytes.len() as u64).wrapping_mul(K);
+    let mut words = bytes.chunks_exact(8);
+    for w in words.by_ref() {
+        h = mix(h, u64::from_le_bytes(w.try_into().expect("chunks of 8")));
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let mut last = [0u8; 8];
+        last[..tail.len()].copy_from_slice(tail);
+        h = mix(h, u64::from_le_bytes(last));
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// How a partition hashes event ids (dedup) and customer ids (distinct counts, stuck-POS
+/// signatures). The hashes are stored in its checkpoint, so a partition restored from one keeps
+/// the hash they were made with (`PartSnapshot::format` says which); new partitions use `Words`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdHash {
+    /// Checkpoint format 1.
+    Fnv1a,
+    /// Checkpoint format 2.
+    #[default]
+    Words,
+}
+
+impl IdHash {
+    #[inline]
+    pub fn hash(self, bytes: &[u8]) -> u64 {
+        match self {
+            IdHash::Fnv1a => fnv64(bytes),
+            IdHash::Words => word_hash(bytes),
+        }
+    }
+
+    /// The checkpoint format of a partition hashing ids this way.
+    pub fn format(self) -> u32 {
+        match self {
+            IdHash::Fnv1a => 1,
+            IdHash::Words => 2,
+        }
+    }
+
+    /// The hash of a checkpoint format; `None` for a format this build does not know.
+    pub fn of_format(format: u32) -> Option<IdHash> {
+        match format {
+            1 => Some(IdHash::Fnv1a),
+            2 => Some(IdHash::Words),
+            _ => None,
+        }
+    }
 }
 
 /// Hasher for maps whose keys are already well-mixed integers (interned ids, FNV hashes):
@@ -99,12 +162,12 @@ pub struct WindowAgg {
 }
 
 impl WindowAgg {
-    pub fn add(&mut self, quantity: i32, unit_price: f64, customer: Option<&str>) {
+    /// One sale line; `customer` is the customer id's hash (`IdHash`), if the shopper is known.
+    pub fn add(&mut self, quantity: i32, unit_price: f64, customer: Option<u64>) {
         self.units += quantity as i64;
         self.revenue += quantity as f64 * unit_price;
         self.transactions += 1;
-        if let Some(c) = customer {
-            let h = fnv64(c.as_bytes());
+        if let Some(h) = customer {
             if let Err(pos) = self.customers.binary_search(&h) {
                 self.customers.insert(pos, h);
             }
@@ -270,6 +333,47 @@ mod round_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Computed by an independent implementation (Python) of the definition in the docs.
+    const WORD_HASH_OF_ID_1: u64 = 0x5723_8792_438f_b70f;
+
+    #[test]
+    fn id_hashes_keep_their_values_and_formats() {
+        // Stored in checkpoints: a change of either function would break dedup across restarts.
+        assert_eq!(fnv64(b"00000000-0000-4000-8000-000000000001"), 0xd907_52fc_7c28_d6a2);
+        assert_eq!(word_hash(b"00000000-0000-4000-8000-000000000001"), WORD_HASH_OF_ID_1);
+        assert_eq!(word_hash(b""), word_hash(b""));
+        assert_ne!(word_hash(b""), word_hash(b"\0"), "the length is part of the hash");
+        for h in [IdHash::Fnv1a, IdHash::Words] {
+            assert_eq!(IdHash::of_format(h.format()), Some(h));
+        }
+        assert_eq!(IdHash::of_format(0), None);
+        assert_eq!(IdHash::of_format(3), None);
+        assert_eq!(IdHash::default(), IdHash::Words);
+    }
+
+    #[test]
+    fn word_hash_does_not_collide_on_ids_that_differ_in_a_few_digits() {
+        // Ids as producers make them: counters and UUIDs that differ in one or two places.
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..1_000_000u64 {
+            assert!(seen.insert(word_hash(format!("00000000-0000-4000-8000-{n:012}").as_bytes())), "collision at {n}");
+            assert!(seen.insert(word_hash(format!("cust_{n}").as_bytes())), "collision at cust_{n}");
+        }
+        // Every bit of the output flips for about half of the one-bit input changes.
+        let base = b"00000000-0000-4000-8000-000000000001".to_vec();
+        let mut flips = [0u32; 64];
+        for i in 0..base.len() * 8 {
+            let mut v = base.clone();
+            v[i / 8] ^= 1 << (i % 8);
+            let d = word_hash(&base) ^ word_hash(&v);
+            for (b, f) in flips.iter_mut().enumerate() {
+                *f += (d >> b & 1) as u32;
+            }
+        }
+        let n = (base.len() * 8) as u32;
+        assert!(flips.iter().all(|&f| f > n / 4 && f < n * 3 / 4), "{flips:?} of {n}");
+    }
 
     #[test]
     fn normal_cdf_matches_table_values() {

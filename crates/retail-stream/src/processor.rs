@@ -7,7 +7,7 @@
 //! with the same keys, which is what makes the sinks' idempotent writes exactly-once.
 
 use crate::config::{index_catalog, Catalog, ProcessorConfig, ProductInfo};
-use crate::model::{self, fnv64, round2, Interner};
+use crate::model::{self, round2, Interner};
 use crate::state::{PartSnapshot, PartState, StockState, NEVER};
 use crate::validate::{self, TopicKind};
 use chrono::{DateTime, Utc};
@@ -270,7 +270,7 @@ impl Processor {
         let kind = TopicKind::from_topic(topic).ok_or_else(|| StateError::UnknownTopic(topic.to_string()))?;
         let (state, resume) = match snapshot {
             Some(s) => {
-                if s.format != crate::state::SNAPSHOT_FORMAT || s.topic != topic || s.partition != partition {
+                if model::IdHash::of_format(s.format).is_none() || s.topic != topic || s.partition != partition {
                     return Err(StateError::Mismatch { topic: topic.into(), partition, format: s.format, held_topic: s.topic, held_partition: s.partition });
                 }
                 let resume = s.next_offset;
@@ -383,7 +383,7 @@ impl Processor {
             0
         };
         let bucket = ts.div_euclid(self.cfg.window_ms);
-        let id = fnv64(event.event_id().as_bytes());
+        let id = part.id_hash.hash(event.event_id().as_bytes());
         let first_time = match part.dedup.get_mut(&bucket) {
             Some(b) => {
                 let new = b.ids.insert(id);
@@ -449,9 +449,9 @@ impl Processor {
     }
 
     fn stuck_pos(cfg: &ProcessorConfig, store: u32, part: &mut PartState, s: &SaleTransaction, out: &mut Outputs) {
-        let mut sig = fnv64(s.product_id.as_bytes());
+        let mut sig = part.id_hash.hash(s.product_id.as_bytes());
         sig ^= (s.quantity as u64).rotate_left(17) ^ s.unit_price.to_bits().rotate_left(31);
-        sig ^= fnv64(s.customer_id.as_deref().unwrap_or("").as_bytes()).rotate_left(7);
+        sig ^= part.id_hash.hash(s.customer_id.as_deref().unwrap_or("").as_bytes()).rotate_left(7);
         let run = part.pos.entry(store).or_default();
         if run.signature == sig {
             run.count = run.count.saturating_add(1);
@@ -504,7 +504,7 @@ impl Processor {
             let newest = part.windows.last_key_value().map_or(0, |(_, m)| m.len());
             let window = part.windows.entry(ws).or_insert_with(|| crate::model::IdMap::with_capacity_and_hasher(newest, Default::default()));
             let agg = window.entry(key).or_default();
-            agg.add(s.quantity, s.unit_price, s.customer_id.as_deref());
+            agg.add(s.quantity, s.unit_price, s.customer_id.as_deref().map(|c| part.id_hash.hash(c.as_bytes())));
             if !agg.dirty {
                 agg.dirty = true;
                 part.dirty_windows.push((ws, key));

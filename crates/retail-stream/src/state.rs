@@ -181,6 +181,8 @@ pub struct PartState {
     /// next snapshot starts a new base).
     pub stock_chain: Vec<i64>,
     pub stock_chain_entries: usize,
+    /// How this partition hashes event and customer ids (kept from its checkpoint).
+    pub id_hash: crate::model::IdHash,
 }
 
 impl PartState {
@@ -202,6 +204,7 @@ impl PartState {
             unsaved_stock: Vec::new(),
             stock_chain: Vec::new(),
             stock_chain_entries: 0,
+            id_hash: crate::model::IdHash::default(),
         }
     }
 
@@ -248,7 +251,9 @@ pub struct PartSnapshot {
     pub thefts: Vec<(String, Vec<StoredTheft>)>,
 }
 
-pub const SNAPSHOT_FORMAT: u32 = 1;
+/// The format of new partitions' snapshots: 2 = ids hashed with `IdHash::Words`. Format 1
+/// (`IdHash::Fnv1a`) is still read and written for partitions restored from it.
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// Checkpoint bytes start with this, then the snapshot in postcard (compact binary serde).
 /// Checkpoints written before it are postcard without `dedup_segments` (`BINARY_MAGIC_V1`) or
@@ -425,7 +430,7 @@ impl PartState {
             })
         }));
         PartSnapshot {
-            format: SNAPSHOT_FORMAT,
+            format: self.id_hash.format(),
             topic: self.kind.topic().to_string(),
             partition: self.partition,
             next_offset: self.next_offset,
@@ -488,6 +493,9 @@ impl PartState {
 
     pub fn from_snapshot(kind: TopicKind, snap: PartSnapshot, names: &mut Interner) -> PartState {
         let mut st = PartState::new(kind, snap.partition);
+        // The stored ids are hashes: keep hashing new ones the same way (the processor refuses
+        // formats it does not know before it gets here).
+        st.id_hash = crate::model::IdHash::of_format(snap.format).unwrap_or(crate::model::IdHash::Fnv1a);
         st.next_offset = snap.next_offset;
         st.max_event_ms = snap.max_event_ms;
         let persisted: BTreeMap<i64, i64> = snap.dedup_segments.into_iter().collect();

@@ -364,3 +364,37 @@ fn a_mistyped_price_of_a_young_sku_is_flagged_against_the_catalog() {
         out.anomalies.iter().filter(|a| a.kind == AnomalyKind::PriceOutlier).map(|a| (a.event_id.clone().unwrap(), a.score)).collect();
     assert_eq!(flagged, vec![(uuid(2), 10.0), (uuid(3), 0.1)]);
 }
+
+#[test]
+fn a_partition_restored_from_a_format_1_checkpoint_keeps_hashing_ids_with_fnv() {
+    let t = at("10:00:00");
+    let sales: Vec<String> = (0..5).map(|i| sale(i, "store_001", "SKU1", 1, 5.0, 0.0, t, Some("cust_5"))).collect();
+    let mut p = Processor::new(window_config(), &Catalog::default());
+    run_batch(&mut p, &sales.iter().enumerate().map(|(i, s)| sales_msg(i as i64, s, t)).collect::<Vec<_>>());
+    let snap = p.snapshot(topics::SALES, 0).unwrap();
+    assert_eq!(snap.format, 2, "a new partition hashes ids word-wise");
+    // What a build from before format 2 stored for the same records: ids hashed with FNV-1a.
+    let mut old = snap.clone();
+    old.format = 1;
+    assert_eq!(old.dedup.len(), 1, "one event-time bucket");
+    old.dedup[0].1 = (0..5).map(|i| retail_stream::model::fnv64(uuid(i).as_bytes())).collect();
+
+    // The same five sales again at later offsets (a producer's retry): duplicates by id.
+    let again: Vec<_> = sales.iter().enumerate().map(|(i, s)| sales_msg(5 + i as i64, s, t)).collect();
+    let restore = |snap: retail_stream::PartSnapshot| {
+        let mut q = Processor::new(window_config(), &Catalog::default());
+        q.assign(topics::SALES, 0, Some(snap)).unwrap();
+        let out = run_batch(&mut q, &again);
+        (out.stats.duplicates, q.snapshot(topics::SALES, 0).unwrap().format)
+    };
+    assert_eq!(restore(old.clone()), (5, 1), "format 1 stays FNV-1a, in memory and in the next checkpoint");
+    assert_eq!(restore(snap.clone()), (5, 2));
+    // The format is what tells the two apart: FNV ids read as format 2 catch nothing.
+    let mut mislabeled = old;
+    mislabeled.format = 2;
+    assert_eq!(restore(mislabeled).0, 0);
+    // A format this build does not know is refused, not guessed.
+    let mut future = snap;
+    future.format = 3;
+    assert!(Processor::new(window_config(), &Catalog::default()).assign(topics::SALES, 0, Some(future)).is_err());
+}
