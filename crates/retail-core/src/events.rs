@@ -91,14 +91,14 @@ impl PaymentMethod {
 /// A sale line at a POS. One event per product line; lines of one checkout share `basket_id`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct SaleTransaction {
+pub struct SaleTransaction<S = String> {
     pub event_type: EventType,
     pub schema_version: u32,
     /// Globally unique, stable across replays (the event id).
-    pub transaction_id: String,
-    pub basket_id: String,
-    pub store_id: String,
-    pub product_id: String,
+    pub transaction_id: S,
+    pub basket_id: S,
+    pub store_id: S,
+    pub product_id: S,
     pub quantity: i32,
     /// Price actually charged per unit, after any promotion.
     pub unit_price: f64,
@@ -106,11 +106,11 @@ pub struct SaleTransaction {
     pub list_price: f64,
     /// 0.0..1.0, the promotion's discount; 0 when none.
     pub discount_pct: f64,
-    pub promotion_id: Option<String>,
+    pub promotion_id: Option<S>,
     #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
     /// Absent for anonymous (non-loyalty) shoppers.
-    pub customer_id: Option<String>,
+    pub customer_id: Option<S>,
     pub payment_method: PaymentMethod,
 }
 
@@ -144,18 +144,18 @@ impl InventoryReason {
 /// A change of on-hand stock for one store×SKU.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct InventoryUpdate {
+pub struct InventoryUpdate<S = String> {
     pub event_type: EventType,
     pub schema_version: u32,
-    pub inventory_id: String,
-    pub store_id: String,
-    pub product_id: String,
+    pub inventory_id: S,
+    pub store_id: S,
+    pub product_id: S,
     pub quantity_change: i32,
     pub previous_quantity: i32,
     pub new_quantity: i32,
     pub reason: InventoryReason,
     /// The sale's transaction_id, purchase order id, … that caused the change.
-    pub reference_id: Option<String>,
+    pub reference_id: Option<S>,
     #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
 }
@@ -171,16 +171,16 @@ pub enum PriceChangeReason {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct PriceChange {
+pub struct PriceChange<S = String> {
     pub event_type: EventType,
     pub schema_version: u32,
-    pub price_change_id: String,
-    pub store_id: String,
-    pub product_id: String,
+    pub price_change_id: S,
+    pub store_id: S,
+    pub product_id: S,
     pub old_price: f64,
     pub new_price: f64,
     pub reason: PriceChangeReason,
-    pub promotion_id: Option<String>,
+    pub promotion_id: Option<S>,
     #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
 }
@@ -195,12 +195,12 @@ pub enum CustomerAction {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct CustomerEvent {
+pub struct CustomerEvent<S = String> {
     pub event_type: EventType,
     pub schema_version: u32,
-    pub customer_event_id: String,
-    pub store_id: String,
-    pub customer_id: String,
+    pub customer_event_id: S,
+    pub store_id: S,
+    pub customer_id: S,
     pub action: CustomerAction,
     pub loyalty_points: Option<i32>,
     #[serde(deserialize_with = "crate::timestamp::deserialize")]
@@ -227,12 +227,12 @@ pub enum AlertStatus {
 /// `resolved`) when the condition clears.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct RestockAlert {
+pub struct RestockAlert<S = String> {
     pub event_type: EventType,
     pub schema_version: u32,
-    pub alert_id: String,
-    pub store_id: String,
-    pub product_id: String,
+    pub alert_id: S,
+    pub store_id: S,
+    pub product_id: S,
     pub status: AlertStatus,
     pub severity: Severity,
     pub on_hand: i32,
@@ -242,22 +242,153 @@ pub struct RestockAlert {
     /// Probability in [0,1] of running out before the next delivery could arrive.
     pub stockout_risk: f64,
     pub suggested_order_qty: i32,
-    pub reason: String,
+    pub reason: S,
     #[serde(deserialize_with = "crate::timestamp::deserialize")]
     pub timestamp: DateTime<Utc>,
 }
 
-/// Any event of the contracts.
+/// Any event of the contracts. `S` is the type of its string fields: owned `String`s, or
+/// `Str`s borrowed from the message they were read from (the stream processor's hot path).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    Sale(SaleTransaction),
-    Inventory(InventoryUpdate),
-    Price(PriceChange),
-    Customer(CustomerEvent),
-    Alert(RestockAlert),
+pub enum Event<S = String> {
+    Sale(SaleTransaction<S>),
+    Inventory(InventoryUpdate<S>),
+    Price(PriceChange<S>),
+    Customer(CustomerEvent<S>),
+    Alert(RestockAlert<S>),
 }
 
-impl Event {
+/// A string field of an event read from a message: borrowed from the message's bytes where the
+/// JSON spells it plainly (no escapes), owned otherwise. Reading an event this way copies and
+/// allocates none of its ids (a sale has five).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Str<'a>(pub std::borrow::Cow<'a, str>);
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Str<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Str<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Str<'_> {
+    fn serialize<Ser: serde::Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(std::borrow::Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+impl<S: std::ops::Deref<Target = str>> Event<S> {
+    /// The same event with its own `String`s (to keep it beyond the message it was read from).
+    pub fn to_owned_strings(&self) -> Event {
+        let own = |s: &S| s.to_string();
+        let own_opt = |s: &Option<S>| s.as_deref().map(str::to_string);
+        match self {
+            Event::Sale(e) => Event::Sale(SaleTransaction {
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                transaction_id: own(&e.transaction_id),
+                basket_id: own(&e.basket_id),
+                store_id: own(&e.store_id),
+                product_id: own(&e.product_id),
+                quantity: e.quantity,
+                unit_price: e.unit_price,
+                list_price: e.list_price,
+                discount_pct: e.discount_pct,
+                promotion_id: own_opt(&e.promotion_id),
+                timestamp: e.timestamp,
+                customer_id: own_opt(&e.customer_id),
+                payment_method: e.payment_method,
+            }),
+            Event::Inventory(e) => Event::Inventory(InventoryUpdate {
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                inventory_id: own(&e.inventory_id),
+                store_id: own(&e.store_id),
+                product_id: own(&e.product_id),
+                quantity_change: e.quantity_change,
+                previous_quantity: e.previous_quantity,
+                new_quantity: e.new_quantity,
+                reason: e.reason,
+                reference_id: own_opt(&e.reference_id),
+                timestamp: e.timestamp,
+            }),
+            Event::Price(e) => Event::Price(PriceChange {
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                price_change_id: own(&e.price_change_id),
+                store_id: own(&e.store_id),
+                product_id: own(&e.product_id),
+                old_price: e.old_price,
+                new_price: e.new_price,
+                reason: e.reason,
+                promotion_id: own_opt(&e.promotion_id),
+                timestamp: e.timestamp,
+            }),
+            Event::Customer(e) => Event::Customer(CustomerEvent {
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                customer_event_id: own(&e.customer_event_id),
+                store_id: own(&e.store_id),
+                customer_id: own(&e.customer_id),
+                action: e.action,
+                loyalty_points: e.loyalty_points,
+                timestamp: e.timestamp,
+            }),
+            Event::Alert(e) => Event::Alert(RestockAlert {
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                alert_id: own(&e.alert_id),
+                store_id: own(&e.store_id),
+                product_id: own(&e.product_id),
+                status: e.status,
+                severity: e.severity,
+                on_hand: e.on_hand,
+                reorder_point: e.reorder_point,
+                velocity_per_hour: e.velocity_per_hour,
+                days_of_cover: e.days_of_cover,
+                stockout_risk: e.stockout_risk,
+                suggested_order_qty: e.suggested_order_qty,
+                reason: own(&e.reason),
+                timestamp: e.timestamp,
+            }),
+        }
+    }
+
+
     pub fn event_type(&self) -> EventType {
         match self {
             Event::Sale(_) => EventType::Sale,
@@ -304,7 +435,10 @@ impl Event {
         }
     }
 
-    pub fn to_json(&self) -> Vec<u8> {
+    pub fn to_json(&self) -> Vec<u8>
+    where
+        S: Serialize,
+    {
         // Serializing these plain structs cannot fail (no maps with non-string keys).
         match self {
             Event::Sale(e) => serde_json::to_vec(e),

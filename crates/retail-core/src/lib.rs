@@ -11,7 +11,7 @@ pub mod validate;
 pub use events::*;
 pub use rows::*;
 pub use rules::{EARLIEST_EVENT_YEAR, MAX_FUTURE_SKEW, MAX_PRICE, MAX_SALE_QUANTITY};
-pub use validate::{validate_event, validate_message, validate_with_avro, Rejection, MAX_MESSAGE_BYTES};
+pub use validate::{validate_event, validate_message, validate_message_as, validate_with_avro, Rejection, MAX_MESSAGE_BYTES};
 
 /// Errors of this crate (validation failures are [`Rejection`]s, not errors).
 #[derive(Debug, thiserror::Error)]

@@ -205,7 +205,7 @@ fn check_time(field: &str, t: DateTime<Utc>, now: DateTime<Utc>, reasons: &mut V
 }
 
 /// Rules that relate several fields of one typed event.
-pub(crate) fn check_cross_fields(event: &Event, reasons: &mut Vec<String>) {
+pub(crate) fn check_cross_fields<S: std::ops::Deref<Target = str>>(event: &Event<S>, reasons: &mut Vec<String>) {
     match event {
         Event::Sale(s) => {
             let expected = s.list_price * (1.0 - s.discount_pct);
@@ -261,7 +261,7 @@ pub(crate) fn check_cross_fields(event: &Event, reasons: &mut Vec<String>) {
 
 /// The field rules on every field of a typed event, in schema order: each field's rule is
 /// found at compile time, so the success path does no lookups, allocation or formatting.
-pub(crate) fn check_fields(event: &Event, now: DateTime<Utc>, reasons: &mut Vec<String>) {
+pub(crate) fn check_fields<S: std::ops::Deref<Target = str>>(event: &Event<S>, now: DateTime<Utc>, reasons: &mut Vec<String>) {
     use crate::EventType as T;
     use FieldValue as V;
     macro_rules! field {
@@ -336,7 +336,7 @@ pub(crate) fn check_fields(event: &Event, now: DateTime<Utc>, reasons: &mut Vec<
     }
 }
 
-fn opt(s: &Option<String>) -> FieldValue<'_> {
+fn opt<S: std::ops::Deref<Target = str>>(s: &Option<S>) -> FieldValue<'_> {
     s.as_deref().map_or(FieldValue::Null, FieldValue::Str)
 }
 

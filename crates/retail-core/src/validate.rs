@@ -43,6 +43,15 @@ impl std::error::Error for Rejection {}
 /// semantic rules (`now` bounds how far in the future a timestamp may be).
 /// On success, the typed event; on failure, every reason.
 pub fn validate_message(topic: &str, bytes: &[u8], now: DateTime<Utc>) -> Result<Event, Rejection> {
+    validate_message_as(topic, bytes, now)
+}
+
+/// [`validate_message`] into an event whose strings are of type `S`: `Str` borrows them from
+/// `bytes` (no copies, no allocations), `String` owns them.
+pub fn validate_message_as<'a, S>(topic: &str, bytes: &'a [u8], now: DateTime<Utc>) -> Result<Event<S>, Rejection>
+where
+    S: serde::Deserialize<'a> + std::ops::Deref<Target = str>,
+{
     let event_type = precheck(topic, bytes)?;
     match parse_typed(event_type, bytes) {
         Ok(event) => {
@@ -86,7 +95,7 @@ pub fn validate_with_avro(topic: &str, bytes: &[u8], now: DateTime<Utc>) -> Resu
     // Cross-field rules need the typed event; the structure is already proven, so this parse
     // can only fail if the schema and the Rust type diverge, which is then the reason.
     let mut reasons = Vec::new();
-    match parse_typed(event_type, bytes) {
+    match parse_typed::<String>(event_type, bytes) {
         Ok(event) => rules::check_cross_fields(&event, &mut reasons),
         Err(e) => reasons.push(format!("accepted by the Avro schema but not by the Rust type: {e}")),
     }
@@ -113,7 +122,7 @@ fn precheck(topic: &str, bytes: &[u8]) -> Result<EventType, Rejection> {
     }
 }
 
-fn parse_typed(event_type: EventType, bytes: &[u8]) -> Result<Event, serde_json::Error> {
+fn parse_typed<'a, S: serde::Deserialize<'a>>(event_type: EventType, bytes: &'a [u8]) -> Result<Event<S>, serde_json::Error> {
     // One UTF-8 check of the whole message is much cheaper than `from_slice`'s check of every
     // string and key; invalid UTF-8 still goes through `from_slice` for its exact error.
     // Then the plain-shape parser, which yields serde_json's value or declines; serde_json
@@ -127,7 +136,7 @@ fn parse_typed(event_type: EventType, bytes: &[u8]) -> Result<Event, serde_json:
     }
 }
 
-fn parse_plain(event_type: EventType, text: &str) -> Option<Event> {
+fn parse_plain<'a, S: serde::Deserialize<'a>>(event_type: EventType, text: &'a str) -> Option<Event<S>> {
     Some(match event_type {
         EventType::Sale => Event::Sale(fastjson::from_str(text)?),
         EventType::InventoryUpdate => Event::Inventory(fastjson::from_str(text)?),
@@ -137,7 +146,7 @@ fn parse_plain(event_type: EventType, text: &str) -> Option<Event> {
     })
 }
 
-fn parse_typed_from<'a>(event_type: EventType, read: impl serde_json::de::Read<'a>) -> Result<Event, serde_json::Error> {
+fn parse_typed_from<'a, S: serde::Deserialize<'a>>(event_type: EventType, read: impl serde_json::de::Read<'a>) -> Result<Event<S>, serde_json::Error> {
     fn parse<'a, T: serde::Deserialize<'a>>(read: impl serde_json::de::Read<'a>) -> Result<T, serde_json::Error> {
         let mut de = serde_json::Deserializer::new(read);
         let value = T::deserialize(&mut de)?;
@@ -153,7 +162,7 @@ fn parse_typed_from<'a>(event_type: EventType, read: impl serde_json::de::Read<'
     })
 }
 
-fn semantic_reasons(event: &Event, expected: EventType, now: DateTime<Utc>) -> Vec<String> {
+fn semantic_reasons<S: std::ops::Deref<Target = str>>(event: &Event<S>, expected: EventType, now: DateTime<Utc>) -> Vec<String> {
     // The rules of a typed event are those of its own type, which both callers ensure is the
     // topic's.
     debug_assert_eq!(event.event_type(), expected);

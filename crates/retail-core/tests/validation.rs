@@ -235,3 +235,37 @@ fn avro_records_round_trip_through_the_binary_encoding() {
         assert_eq!(read, vec![record]);
     }
 }
+
+#[test]
+fn borrowed_strings_give_the_same_verdicts_and_values_as_owned_ones() {
+    let mut borrowed_events = 0;
+    let mut corpus = corpus();
+    // Escapes in a string: the parser cannot borrow those, the value is the unescaped text.
+    corpus.push((topics::SALES, with(sale(), "customer_id", json!("cust_\u{34}56"))));
+    let escaped = serde_json::to_string(&sale()).unwrap().replace("cust_456", r"cust_\u00345\u0036");
+    let mut messages: Vec<(&str, Vec<u8>)> = corpus.into_iter().map(|(t, v)| (t, serde_json::to_vec(&v).unwrap())).collect();
+    messages.push((topics::SALES, escaped.clone().into_bytes()));
+    for (topic, bytes) in &messages {
+        let owned = validate_message(topic, bytes, now());
+        let borrowed = validate_message_as::<Str>(topic, bytes, now());
+        match (&owned, &borrowed) {
+            (Ok(o), Ok(b)) => {
+                assert_eq!(o, &b.to_owned_strings(), "{}", String::from_utf8_lossy(bytes));
+                // Every id of a plainly written event points into the message itself.
+                if let Event::Sale(s) = b {
+                    let inside = |v: &Str| matches!(v.0, std::borrow::Cow::Borrowed(_)) && bytes.as_ptr_range().contains(&v.as_ptr());
+                    if !bytes.windows(2).any(|w| w == b"\\u") {
+                        assert!(inside(&s.transaction_id) && inside(&s.store_id) && inside(&s.product_id), "{s:?}");
+                        borrowed_events += 1;
+                    }
+                }
+            }
+            (Err(o), Err(b)) => assert_eq!(o, b),
+            _ => panic!("verdicts differ for {}: {owned:?} / {borrowed:?}", String::from_utf8_lossy(bytes)),
+        }
+    }
+    assert!(borrowed_events >= 5, "{borrowed_events}");
+    let Ok(Event::Sale(s)) = validate_message_as::<Str>(topics::SALES, escaped.as_bytes(), now()) else { panic!("escaped sale rejected") };
+    assert_eq!(s.customer_id.as_deref(), Some("cust_456"));
+    assert!(matches!(s.customer_id.unwrap().0, std::borrow::Cow::Owned(_)), "an escaped string is unescaped into its own");
+}

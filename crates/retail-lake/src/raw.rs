@@ -249,13 +249,13 @@ impl RawSales {
         self.timestamp.is_empty()
     }
 
-    pub fn push(&mut self, r: &SaleTransaction) {
+    pub fn push<S: std::ops::Deref<Target = str>>(&mut self, r: &SaleTransaction<S>) {
         self.event_type.append_value(r.event_type.as_str());
         self.schema_version.append_value(r.schema_version);
-        self.transaction_id.append_value(&r.transaction_id);
-        self.basket_id.append_value(&r.basket_id);
-        self.store_id.append_value(&r.store_id);
-        self.product_id.append_value(&r.product_id);
+        self.transaction_id.append_value(&*r.transaction_id);
+        self.basket_id.append_value(&*r.basket_id);
+        self.store_id.append_value(&*r.store_id);
+        self.product_id.append_value(&*r.product_id);
         self.quantity.append_value(r.quantity);
         self.unit_price.append_value(r.unit_price);
         self.list_price.append_value(r.list_price);
@@ -338,12 +338,12 @@ impl RawInventory {
         self.timestamp.is_empty()
     }
 
-    pub fn push(&mut self, r: &InventoryUpdate) {
+    pub fn push<S: std::ops::Deref<Target = str>>(&mut self, r: &InventoryUpdate<S>) {
         self.event_type.append_value(r.event_type.as_str());
         self.schema_version.append_value(r.schema_version);
-        self.inventory_id.append_value(&r.inventory_id);
-        self.store_id.append_value(&r.store_id);
-        self.product_id.append_value(&r.product_id);
+        self.inventory_id.append_value(&*r.inventory_id);
+        self.store_id.append_value(&*r.store_id);
+        self.product_id.append_value(&*r.product_id);
         self.quantity_change.append_value(r.quantity_change);
         self.previous_quantity.append_value(r.previous_quantity);
         self.new_quantity.append_value(r.new_quantity);

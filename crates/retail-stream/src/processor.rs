@@ -13,7 +13,7 @@ use crate::validate::{self, TopicKind};
 use chrono::{DateTime, Utc};
 use retail_bus::{Message, TopicPartition};
 use retail_core::{
-    stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, InventoryReason, InventoryUpdate, RestockAlert, SaleTransaction,
+    stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, InventoryReason, InventoryUpdate, RestockAlert, SaleTransaction, Str,
     Severity, SCHEMA_VERSION,
 };
 use retail_warehouse::{RecordBatch, SalesWindows, StockLevels, StockRow, WarehouseError, WindowRow};
@@ -107,7 +107,7 @@ impl<B: RawRows, X> AcceptedRows<B, X> {
 }
 
 impl SaleRows {
-    fn push(&mut self, partition: i32, s: &SaleTransaction, money: [f64; 3]) {
+    fn push<S: std::ops::Deref<Target = str>>(&mut self, partition: i32, s: &SaleTransaction<S>, money: [f64; 3]) {
         self.raw.push(s);
         self.extra.push(money);
         self.partitions.push(partition);
@@ -120,7 +120,7 @@ impl SaleRows {
 }
 
 impl InventoryRows {
-    fn push(&mut self, partition: i32, i: &InventoryUpdate, levels: [i32; 2]) {
+    fn push<S: std::ops::Deref<Target = str>>(&mut self, partition: i32, i: &InventoryUpdate<S>, levels: [i32; 2]) {
         self.raw.push(i);
         self.extra.push(levels);
         self.partitions.push(partition);
@@ -448,7 +448,7 @@ impl Processor {
         info
     }
 
-    fn stuck_pos(cfg: &ProcessorConfig, store: u32, part: &mut PartState, s: &SaleTransaction, out: &mut Outputs) {
+    fn stuck_pos(cfg: &ProcessorConfig, store: u32, part: &mut PartState, s: &SaleTransaction<Str<'_>>, out: &mut Outputs) {
         let mut sig = part.id_hash.hash(s.product_id.as_bytes());
         sig ^= (s.quantity as u64).rotate_left(17) ^ s.unit_price.to_bits().rotate_left(31);
         sig ^= part.id_hash.hash(s.customer_id.as_deref().unwrap_or("").as_bytes()).rotate_left(7);
@@ -473,7 +473,7 @@ impl Processor {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_sale(&mut self, kind: TopicKind, msg: &Message, s: &SaleTransaction, store: u32, ts: i64, watermark: i64, out: &mut Outputs) {
+    fn on_sale(&mut self, kind: TopicKind, msg: &Message, s: &SaleTransaction<Str<'_>>, store: u32, ts: i64, watermark: i64, out: &mut Outputs) {
         let product = self.names.intern(&s.product_id);
         let key = model::pack_key(store, product);
         let info = self.info(product);
@@ -555,7 +555,7 @@ impl Processor {
         }
     }
 
-    fn on_inventory(&mut self, kind: TopicKind, partition: i32, i: &InventoryUpdate, ts: i64, out: &mut Outputs) {
+    fn on_inventory(&mut self, kind: TopicKind, partition: i32, i: &InventoryUpdate<Str<'_>>, ts: i64, out: &mut Outputs) {
         let product = self.names.intern(&i.product_id);
         let key = model::pack_key(self.names.intern(&i.store_id), product);
         let info = self.info(product);
@@ -643,12 +643,12 @@ impl Processor {
     /// round, an inside job). When the store's recent thefts span `theft_burst_skus` SKUs, each
     /// theft of the window not yet flagged is (its own event id, so a replay flags the same).
     #[allow(clippy::too_many_arguments)] // the state, the event and where flags go
-    fn theft_burst(
+    fn theft_burst<S: std::ops::Deref<Target = str>>(
         cfg: &ProcessorConfig,
         names: &Interner,
         part: &mut PartState,
         key: model::Key,
-        i: &InventoryUpdate,
+        i: &InventoryUpdate<S>,
         ts: i64,
         flagged: bool,
         out: &mut Outputs,
@@ -656,7 +656,7 @@ impl Processor {
         let (store, product) = ((key >> 32) as u32, key as u32);
         let recent = part.thefts.entry(store).or_default();
         recent.retain(|t| t.ts > ts - cfg.theft_burst_window_ms && t.ts <= ts + cfg.theft_burst_window_ms);
-        recent.push(crate::state::Theft { ts, product, event_id: i.inventory_id.clone(), flagged });
+        recent.push(crate::state::Theft { ts, product, event_id: i.inventory_id.to_string(), flagged });
         let mut skus: Vec<u32> = recent.iter().map(|t| t.product).collect();
         skus.sort_unstable();
         skus.dedup();
@@ -760,12 +760,12 @@ fn stock_view(cfg: &ProcessorConfig, st: &StockState, info: Option<ProductInfo>)
 }
 
 /// Open, escalate or resolve the store×SKU's restock alert after a stock change.
-fn evaluate_alert(
+fn evaluate_alert<S: std::ops::Deref<Target = str>>(
     cfg: &ProcessorConfig,
     st: &mut StockState,
     v: &StockView,
     info: Option<ProductInfo>,
-    i: &InventoryUpdate,
+    i: &InventoryUpdate<S>,
     ts: i64,
     stats: &mut crate::processor::BatchStats,
 ) -> Option<RestockAlert> {
@@ -813,8 +813,8 @@ fn evaluate_alert(
         event_type: EventType::RestockAlert,
         schema_version: SCHEMA_VERSION,
         alert_id: stable_event_id(&[b"restock", i.store_id.as_bytes(), i.product_id.as_bytes(), status_str, i.inventory_id.as_bytes()]),
-        store_id: i.store_id.clone(),
-        product_id: i.product_id.clone(),
+        store_id: i.store_id.to_string(),
+        product_id: i.product_id.to_string(),
         status,
         severity: severity_from(st.alert_severity),
         on_hand: st.on_hand,

@@ -5,7 +5,7 @@
 //! (only for rejected records) lists every reason.
 
 use chrono::{DateTime, Utc};
-use retail_core::{Event, EventType};
+use retail_core::{Event, EventType, Str};
 
 /// The input topics the processor understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -54,16 +54,18 @@ impl TopicKind {
 /// Parses and checks one record with the contracts crate's validator (Avro schema + semantic
 /// rules, every reason). `arrival_ms` — the bus append time — stands for "now", so a replay
 /// judges a record exactly as the first run did.
-pub fn validate(kind: TopicKind, bytes: &[u8], arrival_ms: i64) -> Result<Event, Vec<String>> {
+/// The event's strings are borrowed from `bytes` (`Str`): a valid event costs no copies.
+pub fn validate(kind: TopicKind, bytes: &[u8], arrival_ms: i64) -> Result<Event<Str<'_>>, Vec<String>> {
     let now = DateTime::<Utc>::from_timestamp_millis(arrival_ms).unwrap_or_default();
-    retail_core::validate_message(kind.topic(), bytes, now).map_err(|r| r.reasons)
+    retail_core::validate_message_as(kind.topic(), bytes, now).map_err(|r| r.reasons)
 }
 
-/// The outcome of validating one bus record: `None` when its topic is not an input.
-pub type Verdict = Option<Result<Event, Vec<String>>>;
+/// The outcome of validating one bus record, borrowing from it: `None` when its topic is not
+/// an input.
+pub type Verdict<'a> = Option<Result<Event<Str<'a>>, Vec<String>>>;
 
 /// Validate one bus record against its topic's contract.
-pub fn check(msg: &retail_bus::Message) -> Verdict {
+pub fn check(msg: &retail_bus::Message) -> Verdict<'_> {
     TopicKind::from_topic(&msg.topic).map(|kind| validate(kind, &msg.payload, msg.timestamp_ms))
 }
 
@@ -77,13 +79,13 @@ const BLOCK: usize = 256;
 /// A chunk's validation as blocks that any thread can claim, writing each verdict in place.
 /// Why: the processor's thread, once done applying the previous chunk, joins the helpers on
 /// this one instead of waiting for them (`validate_beside`).
-struct ValidationQueue<'a> {
-    blocks: std::sync::Mutex<std::iter::Zip<std::slice::Chunks<'a, retail_bus::Message>, std::slice::ChunksMut<'a, Verdict>>>,
+struct ValidationQueue<'q, 'a> {
+    blocks: std::sync::Mutex<std::iter::Zip<std::slice::Chunks<'a, retail_bus::Message>, std::slice::ChunksMut<'q, Verdict<'a>>>>,
 }
 
-impl<'a> ValidationQueue<'a> {
+impl<'q, 'a> ValidationQueue<'q, 'a> {
     /// `out` must be as long as `msgs` (one slot per record).
-    fn new(msgs: &'a [retail_bus::Message], out: &'a mut [Verdict]) -> ValidationQueue<'a> {
+    fn new(msgs: &'a [retail_bus::Message], out: &'q mut [Verdict<'a>]) -> ValidationQueue<'q, 'a> {
         debug_assert_eq!(msgs.len(), out.len());
         ValidationQueue { blocks: std::sync::Mutex::new(msgs.chunks(BLOCK).zip(out.chunks_mut(BLOCK))) }
     }
@@ -104,8 +106,8 @@ impl<'a> ValidationQueue<'a> {
 /// Validate `msgs` on `threads` threads while the calling thread runs `first` (the processor's
 /// own work): `threads − 1` helpers start at once, and the caller joins them when `first` is
 /// done. Returns `first`'s result and the verdicts, in record order.
-pub fn validate_beside<R>(msgs: &[retail_bus::Message], threads: usize, first: impl FnOnce() -> R) -> (R, Vec<Verdict>) {
-    let mut out: Vec<Verdict> = std::iter::repeat_with(|| None).take(msgs.len()).collect();
+pub fn validate_beside<'a, R>(msgs: &'a [retail_bus::Message], threads: usize, first: impl FnOnce() -> R) -> (R, Vec<Verdict<'a>>) {
+    let mut out: Vec<Verdict<'a>> = std::iter::repeat_with(|| None).take(msgs.len()).collect();
     let queue = ValidationQueue::new(msgs, &mut out);
     let helpers = threads.max(1) - 1;
     // A panic in validation is a bug, not bad input (bad input is a verdict): the scope
@@ -185,7 +187,7 @@ fn helper_pool(helpers: usize) -> Option<&'static rayon_core::ThreadPool> {
 
 /// Validate a batch on up to `threads` threads, verdicts in record order. Parsing is most of
 /// the processor's work per record and needs no state, so it is what spreads over cores.
-pub fn check_all(msgs: &[retail_bus::Message], threads: usize) -> Vec<Verdict> {
+pub fn check_all(msgs: &[retail_bus::Message], threads: usize) -> Vec<Verdict<'_>> {
     let threads = threads.max(1);
     if threads == 1 || msgs.len() < PARALLEL_MIN {
         return msgs.iter().map(check).collect();
