@@ -388,7 +388,6 @@ impl<S: std::ops::Deref<Target = str>> Event<S> {
         }
     }
 
-
     pub fn event_type(&self) -> EventType {
         match self {
             Event::Sale(_) => EventType::Sale,

@@ -13,8 +13,8 @@ use crate::validate::{self, TopicKind};
 use chrono::{DateTime, Utc};
 use retail_bus::{Message, TopicPartition};
 use retail_core::{
-    stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, InventoryReason, InventoryUpdate, RestockAlert, SaleTransaction, Str,
-    Severity, SCHEMA_VERSION,
+    stable_event_id, AlertStatus, AnomalyFlag, AnomalyKind, DeadLetter, Event, EventType, InventoryReason, InventoryUpdate, RestockAlert, SaleTransaction,
+    Severity, Str, SCHEMA_VERSION,
 };
 use retail_warehouse::{RecordBatch, SalesWindows, StockLevels, StockRow, WarehouseError, WindowRow};
 use std::collections::{BTreeMap, HashMap};
