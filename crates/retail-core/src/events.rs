@@ -266,12 +266,15 @@ pub struct Str<'a>(pub std::borrow::Cow<'a, str>);
 
 impl std::ops::Deref for Str<'_> {
     type Target = str;
+    // Inline across crates: the processor reads ids through this on every event.
+    #[inline]
     fn deref(&self) -> &str {
         &self.0
     }
 }
 
 impl AsRef<str> for Str<'_> {
+    #[inline]
     fn as_ref(&self) -> &str {
         &self.0
     }
