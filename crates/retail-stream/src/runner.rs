@@ -173,27 +173,11 @@ struct RawBuf {
     /// Sales and inventory partitions: the raw rows in offset order, slices of each chunk's
     /// raw batch (shared with the warehouse's fact rows).
     batches: Vec<RecordBatch>,
-    /// Price and customer partitions: the events in offset order, a share of each chunk's
-    /// validation results (their raw rows are JSON payloads, built when written).
-    events: Vec<ChunkEvents>,
-    len: usize,
-}
-
-/// One partition's valid, new price or customer events of a processed chunk, with strings of
-/// their own: they wait in the lake buffer beyond the messages they were read from (these
-/// topics are a small share of the traffic; sales and inventory become raw rows at once).
-struct ChunkEvents {
+    /// Price and customer partitions: the events in offset order, with strings of their own
+    /// (they wait here beyond the messages they were read from; these topics are a small share
+    /// of the traffic, and their raw rows are JSON payloads, built when written).
     events: Vec<Event>,
-}
-
-impl ChunkEvents {
-    fn len(&self) -> usize {
-        self.events.len()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Event> {
-        self.events.iter()
-    }
+    len: usize,
 }
 
 /// A full raw buffer on its way to the lake.
@@ -202,12 +186,12 @@ struct LakeWrite {
     /// The object name (`batch_name`).
     name: String,
     batches: Vec<RecordBatch>,
-    events: Vec<ChunkEvents>,
+    events: Vec<Event>,
 }
 
 impl LakeWrite {
     fn len(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum::<usize>() + self.events.iter().map(ChunkEvents::len).sum::<usize>()
+        self.batches.iter().map(RecordBatch::num_rows).sum::<usize>() + self.events.len()
     }
 }
 
@@ -407,7 +391,7 @@ async fn write_lake(sinks: &Sinks, writes: Vec<LakeWrite>) -> Result<(), StreamE
                     retry("lake raw write", LakeError::is_retryable, || lake.write_raw_batches(&w.name, w.kind.raw_kind(), &w.batches)).await?;
                 }
                 if !w.events.is_empty() {
-                    retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&w.name, w.events.iter().flat_map(ChunkEvents::iter))).await?;
+                    retry("lake raw write", LakeError::is_retryable, || lake.write_raw(&w.name, &w.events)).await?;
                 }
                 sunk(&sinks.metrics, &format!("lake_{}", w.kind.lake_kind()), w.len());
                 Ok::<(), StreamError>(())
@@ -932,11 +916,10 @@ impl Runner {
             self.chunk_accepted.push((key, positions.len()));
             // Sales and inventory rows reach the buffer as raw batches (`sink_job`).
             if kind.raw_kind() == RawKind::Events {
-                let events = positions.iter().filter_map(|&i| match &verdicts[i as usize] {
+                buf.events.extend(positions.iter().filter_map(|&i| match &verdicts[i as usize] {
                     Some(Ok(e)) => Some(e.to_owned_strings()),
                     _ => None,
-                });
-                buf.events.push(ChunkEvents { events: events.collect() });
+                }));
             }
         }
         out
