@@ -220,6 +220,8 @@ impl PartState {
 /// A partition's state as stored: string keys instead of this process's interned ids.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PartSnapshot {
+    /// Which hash its event and customer ids were made with: `IdHash::format` (1 = FNV-1a,
+    /// 2 = `word_hash`, what new partitions write).
     pub format: u32,
     pub topic: String,
     pub partition: i32,
@@ -250,10 +252,6 @@ pub struct PartSnapshot {
     #[serde(default)]
     pub thefts: Vec<(String, Vec<StoredTheft>)>,
 }
-
-/// The format of new partitions' snapshots: 2 = ids hashed with `IdHash::Words`. Format 1
-/// (`IdHash::Fnv1a`) is still read and written for partitions restored from it.
-pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// Checkpoint bytes start with this, then the snapshot in postcard (compact binary serde).
 /// Checkpoints written before it are postcard without `dedup_segments` (`BINARY_MAGIC_V1`) or
@@ -532,7 +530,7 @@ mod tests {
 
     fn sample_snapshot() -> PartSnapshot {
         PartSnapshot {
-            format: SNAPSHOT_FORMAT,
+            format: crate::model::IdHash::default().format(),
             topic: "retail-sales-transactions".into(),
             partition: 2,
             next_offset: 12_345,
