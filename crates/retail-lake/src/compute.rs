@@ -21,14 +21,14 @@ pub const ENCODE_NICE: i32 = 10;
 
 /// Lower the calling thread's scheduling priority by `by` nice levels (Linux: the nice value
 /// is per thread). Best effort: a refusal only leaves the thread at the process's priority.
-fn lower_thread_priority(by: i32) {
+pub fn lower_thread_priority(by: i32) {
     #[cfg(target_os = "linux")]
     {
         let tid = this_thread();
         let current = thread_nice(tid).unwrap_or(0);
         // SAFETY: a plain system call on the calling thread's id; no memory is passed.
         if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, (current + by).min(19)) } != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the encoding thread's priority");
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the thread's priority");
         }
     }
     #[cfg(not(target_os = "linux"))]

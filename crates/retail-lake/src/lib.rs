@@ -26,7 +26,7 @@ mod parquet_io;
 mod raw;
 mod rolling;
 
-pub use compute::run_cpu;
+pub use compute::{lower_thread_priority, run_cpu};
 pub use layout::{day_of_key, fnv1a, safe_batch_id};
 pub use layout::{features_prefix, model_prefix, raw_day_prefix, FeatureSet, RawKind};
 pub use parquet_io::{batches_to_json_rows, decode_parquet, encode_parquet, encode_parquet_as, rows_to_batch, ParquetProfile};
