@@ -238,15 +238,17 @@ impl Lake {
     /// included) runs on the encoding threads ([`run_cpu`]), so concurrent writes use every core
     /// and the async threads stay free for I/O.
     pub async fn write_parquet(&self, key: &str, batches: &[RecordBatch]) -> Result<(), LakeError> {
-        self.write_parquet_as(key, batches, ParquetProfile::Analytics).await
+        self.write_parquet_as(key, batches, ParquetProfile::Analytics).await.map(drop)
     }
 
-    /// `write_parquet` with the encoding chosen for who reads the file.
-    pub async fn write_parquet_as(&self, key: &str, batches: &[RecordBatch], profile: ParquetProfile) -> Result<(), LakeError> {
+    /// `write_parquet` with the encoding chosen for who reads the file; returns its size in bytes.
+    pub async fn write_parquet_as(&self, key: &str, batches: &[RecordBatch], profile: ParquetProfile) -> Result<u64, LakeError> {
         let owned = batches.to_vec();
         let encoded = run_cpu(move || encode_parquet_as(&owned, profile)).await;
         let bytes = encoded.map_err(|detail| LakeError::Format { key: key.to_string(), detail })?;
-        self.put(key, bytes).await
+        let size = bytes.len() as u64;
+        self.put(key, bytes).await?;
+        Ok(size)
     }
 
     /// Read one Parquet object; `None` when it does not exist.

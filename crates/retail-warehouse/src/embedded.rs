@@ -29,6 +29,8 @@
 //!
 //! Queries run on a cached DataFusion context that is rebuilt only when a table changed.
 
+mod facts;
+
 use crate::hash_table::{HashTable, PREFETCH_AHEAD};
 use crate::result::from_batches;
 use crate::rollup::{rollup_batch, KeyCodes};
@@ -43,6 +45,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use facts::{AppendTable, FactPart, FactTableProvider};
 use retail_core::{AnomalyFlag, Product, RestockAlert, Store};
 use retail_lake::{fnv1a, Lake, ParquetProfile};
 use std::collections::HashMap;
@@ -157,24 +160,15 @@ async fn delete_all(lake: &Lake, keys: Vec<String>) -> (Vec<String>, Option<Ware
     (vec![], None)
 }
 
-/// Each table with its batches.
-type TableBatches = Vec<(&'static Table, Vec<RecordBatch>)>;
+/// Each table with its batches in memory and (fact tables) its part files: (key, bytes).
+type TableBatches = Vec<(&'static Table, Vec<RecordBatch>, Vec<(String, u64)>)>;
 
-struct FactPart {
-    key: String,
-    rows: usize,
-}
+/// The scheme under which a query session finds the lake's object store.
+const LAKE_STORE_URL: &str = "retail-lake://warehouse";
 
-struct AppendTable {
-    batches: Vec<RecordBatch>,
-    rows: usize,
-    persisted_rows: usize,
-    keys: HashTable<u64, ()>,
-    /// The part files holding rows `0..persisted_rows`, in order.
-    parts: Vec<FactPart>,
-    /// Files merged into a newer part, still to delete.
-    obsolete: Vec<String>,
-}
+/// How long a fact part absorbed by a merge stays readable: a query that listed it a moment
+/// ago (in this process, or a reader such as `retail query` in another) still finds it.
+pub const OBSOLETE_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Consecutive rows of a keyed table (in insert order), each with its id: its insert number.
 struct Segment {
@@ -546,8 +540,8 @@ fn keyed_files(prefix: &str, listed: Vec<String>) -> (Vec<String>, Vec<String>) 
 
 /// A table's files as `load` reads them.
 struct TableFiles {
-    /// (key, contents) in load order.
-    files: Vec<(String, Vec<RecordBatch>)>,
+    /// (key, size in bytes, contents) in load order.
+    files: Vec<(String, u64, Vec<RecordBatch>)>,
     /// Keyed tables: files older than the newest snapshot part (not loaded; a writer deletes them).
     superseded: Vec<String>,
     /// Every `.parquet` key listed.
@@ -573,6 +567,8 @@ pub struct EmbeddedWarehouse {
     /// How stale a query's snapshot may be while rows keep arriving (0 = always the latest).
     max_staleness: std::time::Duration,
     flush_lock: tokio::sync::Mutex<()>,
+    /// `OBSOLETE_GRACE`, shorter in tests.
+    obsolete_grace: std::time::Duration,
 }
 
 fn prefix(t: &Table) -> String {
@@ -585,15 +581,19 @@ impl EmbeddedWarehouse {
         Self::open_with_staleness(lake, std::time::Duration::ZERO).await
     }
 
+    /// How long a fact part absorbed by a merge stays readable (`OBSOLETE_GRACE` by default).
+    pub fn with_part_grace(mut self, grace: std::time::Duration) -> EmbeddedWarehouse {
+        self.obsolete_grace = grace;
+        self
+    }
+
     /// Like `open`, but queries may read a snapshot up to `max_staleness` old instead of
     /// rebuilding one for every insert (a live dashboard over a busy stream).
     pub async fn open_with_staleness(lake: Option<Lake>, max_staleness: std::time::Duration) -> Result<EmbeddedWarehouse, WarehouseError> {
         let mut tables = HashMap::new();
         for t in TABLES {
             let st = match t.kind {
-                Kind::Fact => {
-                    TableState::Append(AppendTable { batches: vec![], rows: 0, persisted_rows: 0, keys: HashTable::default(), parts: vec![], obsolete: vec![] })
-                }
+                Kind::Fact => TableState::Append(AppendTable::new()),
                 Kind::Upsert { .. } | Kind::Dimension => TableState::Keyed(KeyedTable::new()),
                 Kind::Rollup => TableState::Rollup(vec![]),
             };
@@ -605,6 +605,7 @@ impl EmbeddedWarehouse {
             ctx: Mutex::new(None),
             max_staleness,
             flush_lock: tokio::sync::Mutex::new(()),
+            obsolete_grace: OBSOLETE_GRACE,
         };
         wh.load().await?;
         Ok(wh)
@@ -615,7 +616,10 @@ impl EmbeddedWarehouse {
     async fn read_table(lake: &Lake, t: &Table) -> Result<TableFiles, WarehouseError> {
         let prefix = prefix(t);
         'attempt: for _ in 0..LOAD_ATTEMPTS {
-            let listed: Vec<String> = lake.list(&prefix).await.map_err(lake_err)?.into_iter().map(|o| o.key).filter(|k| k.ends_with(".parquet")).collect();
+            let objects: HashMap<String, u64> =
+                lake.list(&prefix).await.map_err(lake_err)?.into_iter().filter(|o| o.key.ends_with(".parquet")).map(|o| (o.key, o.size)).collect();
+            let mut listed: Vec<String> = objects.keys().cloned().collect();
+            listed.sort();
             let (load, superseded) = match t.kind {
                 Kind::Fact => (listed.clone(), vec![]),
                 _ => keyed_files(&prefix, listed.clone()),
@@ -623,7 +627,7 @@ impl EmbeddedWarehouse {
             let mut files = Vec::with_capacity(load.len());
             for key in load {
                 match lake.read_parquet(&key).await.map_err(lake_err)? {
-                    Some(b) => files.push((key, b)),
+                    Some(b) => files.push((key.clone(), objects[&key], b)),
                     None => continue 'attempt,
                 }
             }
@@ -640,11 +644,13 @@ impl EmbeddedWarehouse {
             }
             let TableFiles { files, superseded, listed } = Self::read_table(lake, t).await?;
             let mut st = self.state.lock().unwrap();
-            for (key, batches) in files {
-                let first_id = match st.tables.get(t.name) {
-                    Some(TableState::Keyed(k)) => k.next_id,
-                    _ => 0,
+            for (key, bytes, batches) in files {
+                let (first_id, held) = match st.tables.get(t.name) {
+                    Some(TableState::Keyed(k)) => (k.next_id, 0),
+                    Some(TableState::Append(a)) => (0, a.batches.len()),
+                    _ => (0, 0),
                 };
+                let file_rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
                 for b in batches {
                     // Files written by an older schema get missing columns as nulls is not
                     // supported yet: a schema change needs `warehouse init` to rewrite them.
@@ -655,9 +661,19 @@ impl EmbeddedWarehouse {
                 }
                 match st.tables.get_mut(t.name) {
                     Some(TableState::Append(a)) => {
-                        let persisted: usize = a.parts.iter().map(|p| p.rows).sum();
-                        a.parts.push(FactPart { key, rows: a.rows - persisted });
-                        a.persisted_rows = a.rows;
+                        let accepted: usize = a.batches[held..].iter().map(RecordBatch::num_rows).sum();
+                        if accepted == file_rows {
+                            // The file holds these rows: queries scan it, memory lets them go.
+                            a.batches.truncate(held);
+                            a.pending_rows -= accepted;
+                            a.parts.push(FactPart { key, rows: accepted, bytes });
+                        } else {
+                            // Some of its rows are in an earlier file too (a crash between writing
+                            // a merged part and deleting its inputs): scanning it would count them
+                            // twice. Its new rows stay pending, and the file goes once a flush has
+                            // written them to a part of their own.
+                            a.obsolete.push((key, std::time::Instant::now()));
+                        }
                     }
                     Some(TableState::Keyed(k)) => k.parts.push(KeyedPart { key, start: first_id, end: k.next_id }),
                     _ => {}
@@ -684,24 +700,7 @@ impl EmbeddedWarehouse {
         match st.tables.get_mut(t.name).expect("every table has state") {
             TableState::Append(a) => {
                 let keys: Vec<u64> = row_hashes(&batch, t.key)?.into_iter().map(to_u64).collect();
-                a.keys.reserve(keys.len());
-                let mut all_new = true;
-                let mut mask = Vec::with_capacity(keys.len());
-                for (i, &k) in keys.iter().enumerate() {
-                    if let Some(&ahead) = keys.get(i + PREFETCH_AHEAD) {
-                        a.keys.prefetch(ahead);
-                    }
-                    let new = a.keys.get_or_insert(k, ()).is_none();
-                    all_new &= new;
-                    mask.push(new);
-                }
-                let mask = BooleanArray::from(mask);
-                let accepted = if all_new { batch } else { filter_record_batch(&batch, &mask).map_err(other)? };
-                if accepted.num_rows() > 0 {
-                    a.rows += accepted.num_rows();
-                    a.batches.push(accepted.clone());
-                }
-                Ok(Some(accepted))
+                Ok(Some(a.accept(batch, &keys)?))
             }
             TableState::Keyed(k) => {
                 k.insert(t, batch)?;
@@ -752,9 +751,11 @@ impl EmbeddedWarehouse {
         let mut out = Vec::new();
         for t in TABLES {
             let schema = t.arrow_schema();
+            let mut files = Vec::new();
             let batches = match st.tables.get_mut(t.name).unwrap() {
                 TableState::Append(a) => {
                     a.batches = coalesce(&schema, std::mem::take(&mut a.batches))?;
+                    files = a.parts.iter().map(|p| (p.key.clone(), p.bytes)).collect();
                     a.batches.clone()
                 }
                 TableState::Keyed(k) => k.view(t)?,
@@ -763,33 +764,44 @@ impl EmbeddedWarehouse {
                     parts.clone()
                 }
             };
-            out.push((*t, batches));
+            out.push((*t, batches, files));
         }
         Ok((generation, out))
     }
 
-    fn context(&self) -> Result<SessionContext, WarehouseError> {
+    /// The query context (cached; `fresh` rebuilds it even within `max_staleness`) and the
+    /// generation of its snapshot.
+    fn context(&self, fresh: bool) -> Result<(SessionContext, u64), WarehouseError> {
         let current = self.state.lock().unwrap().generation;
         if let Some((g, built, ctx)) = self.ctx.lock().unwrap().as_ref() {
-            if *g == current || built.elapsed() < self.max_staleness {
-                return Ok(ctx.clone());
+            if *g == current || (!fresh && built.elapsed() < self.max_staleness) {
+                return Ok((ctx.clone(), *g));
             }
         }
         let (generation, tables) = self.snapshot()?;
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let config = SessionConfig::new().with_target_partitions(threads).with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
-        for (t, batches) in tables {
+        let store = datafusion::execution::object_store::ObjectStoreUrl::parse(LAKE_STORE_URL).map_err(other)?;
+        if let Some(lake) = &self.lake {
+            ctx.register_object_store(store.as_ref(), lake.object_store());
+        }
+        for (t, batches, files) in tables {
             // Spread batches over partitions so scans use every core.
             let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); threads];
             for (i, b) in batches.into_iter().enumerate() {
                 parts[i % threads].push(b);
             }
-            let mem = MemTable::try_new(t.arrow_schema(), parts).map_err(other)?;
-            ctx.register_table(t.name, Arc::new(mem)).map_err(other)?;
+            if t.kind == Kind::Fact {
+                let table = FactTableProvider { schema: t.arrow_schema(), memory: parts, files, store: store.clone(), partitions: threads };
+                ctx.register_table(t.name, Arc::new(table)).map_err(other)?;
+            } else {
+                let mem = MemTable::try_new(t.arrow_schema(), parts).map_err(other)?;
+                ctx.register_table(t.name, Arc::new(mem)).map_err(other)?;
+            }
         }
         *self.ctx.lock().unwrap() = Some((generation, std::time::Instant::now(), ctx.clone()));
-        Ok(ctx)
+        Ok((ctx, generation))
     }
 
     /// Persist `only` those tables (None: all).
@@ -809,57 +821,67 @@ impl EmbeddedWarehouse {
         Ok(())
     }
 
-    /// Write a fact table's new rows as a part (absorbing the newest parts, `merge_point`), then
-    /// delete what it absorbed.
+    /// Write a fact table's pending rows as a part (absorbing the newest parts, `merge_point`,
+    /// read back from the lake), let them go from memory, and delete the parts absorbed at least
+    /// `OBSOLETE_GRACE` ago.
     async fn flush_fact(&self, lake: &Lake, t: &Table) -> Result<(), WarehouseError> {
         // Take what is not yet persisted (and the parts it absorbs) under the lock.
         let plan = {
             let mut st = self.state.lock().unwrap();
             let Some(TableState::Append(a)) = st.tables.get_mut(t.name) else { return Ok(()) };
-            if a.rows == a.persisted_rows {
+            if a.pending_rows == 0 {
                 None
             } else {
                 let sizes: Vec<usize> = a.parts.iter().map(|p| p.rows).collect();
-                let from_part = merge_point(&sizes, a.rows - a.persisted_rows);
-                let start_row: usize = sizes[..from_part].iter().sum();
-                // Rows are append-only and coalescing keeps their order: rows from
-                // `start_row` on are the new ones plus those of the absorbed parts.
-                let mut out = Vec::new();
-                let mut offset = 0;
-                for b in &a.batches {
-                    let n = b.num_rows();
-                    if offset + n > start_row {
-                        let skip = start_row.saturating_sub(offset);
-                        out.push(b.slice(skip, n - skip));
-                    }
-                    offset += n;
-                }
-                Some((out, a.rows, from_part, start_row))
+                let from_part = merge_point(&sizes, a.pending_rows);
+                let absorbed: Vec<FactPart> = a.parts[from_part..].to_vec();
+                Some((a.batches.clone(), a.pending_rows, a.persisted_rows() + a.pending_rows, from_part, absorbed))
             }
         };
-        if let Some((pending, total_rows, from_part, start_row)) = plan {
+        if let Some((pending, pending_rows, total_rows, from_part, absorbed)) = plan {
+            // Flushes are serialised (`flush_lock`): the absorbed parts are still there.
+            let mut batches = Vec::new();
+            for part in &absorbed {
+                let read = lake.read_parquet(&part.key).await.map_err(lake_err)?;
+                let read =
+                    read.ok_or_else(|| WarehouseError::Other(format!("{}: part missing while merging (another process writing this warehouse?)", part.key)))?;
+                for b in read {
+                    batches.push(b.with_schema(t.arrow_schema()).map_err(|e| other(format!("{}: {e}", part.key)))?);
+                }
+            }
+            batches.extend(pending);
+            let rows = pending_rows + absorbed.iter().map(|p| p.rows).sum::<usize>();
             let key = format!("{}part-{:013}-{:016x}.parquet", prefix(t), chrono::Utc::now().timestamp_millis(), fnv1a(format!("{total_rows}").as_bytes()));
-            lake.write_parquet_as(&key, &pending, ParquetProfile::Internal).await.map_err(lake_err)?;
+            let bytes = lake.write_parquet_as(&key, &batches, ParquetProfile::Internal).await.map_err(lake_err)?;
             let mut st = self.state.lock().unwrap();
+            // The next query's snapshot reads these rows from the part, so memory lets them go.
+            st.generation += 1;
             if let Some(TableState::Append(a)) = st.tables.get_mut(t.name) {
-                a.persisted_rows = total_rows;
-                let absorbed: Vec<String> = a.parts.drain(from_part..).map(|p| p.key).collect();
-                a.obsolete.extend(absorbed);
-                a.parts.push(FactPart { key, rows: total_rows - start_row });
+                a.drop_pending(pending_rows);
+                let now = std::time::Instant::now();
+                let gone: Vec<(String, std::time::Instant)> = a.parts.drain(from_part..).map(|p| (p.key, now)).collect();
+                a.obsolete.extend(gone);
+                a.parts.push(FactPart { key, rows, bytes });
             }
         }
-        let obsolete = {
+        let due = {
             let mut st = self.state.lock().unwrap();
             let Some(TableState::Append(a)) = st.tables.get_mut(t.name) else { return Ok(()) };
-            std::mem::take(&mut a.obsolete)
+            let (due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut a.obsolete).into_iter().partition(|(_, since)| since.elapsed() >= self.obsolete_grace);
+            a.obsolete = wait;
+            due
         };
-        if obsolete.is_empty() {
+        if due.is_empty() {
             return Ok(());
         }
-        let (left, err) = delete_all(lake, obsolete).await;
+        let since: HashMap<String, std::time::Instant> = due.iter().cloned().collect();
+        let (left, err) = delete_all(lake, due.into_iter().map(|(k, _)| k).collect()).await;
         if let Some(e) = err {
             if let Some(TableState::Append(a)) = self.state.lock().unwrap().tables.get_mut(t.name) {
-                a.obsolete.extend(left);
+                a.obsolete.extend(left.into_iter().map(|k| {
+                    let at = since[&k];
+                    (k, at)
+                }));
             }
             return Err(e);
         }
@@ -1021,10 +1043,23 @@ impl Warehouse for EmbeddedWarehouse {
     }
 
     async fn query(&self, sql: &str) -> Result<QueryResult, WarehouseError> {
-        let ctx = self.context()?;
-        let df = ctx.sql(sql).await.map_err(|e| WarehouseError::Query(e.to_string()))?;
-        let columns: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
-        let batches = df.collect().await.map_err(|e| WarehouseError::Query(e.to_string()))?;
+        let (mut ctx, mut generation) = self.context(false)?;
+        let mut attempts = 0;
+        let (columns, batches) = loop {
+            let df = ctx.sql(sql).await.map_err(|e| WarehouseError::Query(e.to_string()))?;
+            let columns: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+            match df.collect().await {
+                Ok(batches) => break (columns, batches),
+                // A stale snapshot may name a part a merge has since deleted: once more on the
+                // current one.
+                Err(e) if attempts < 2 && self.state.lock().unwrap().generation != generation => {
+                    tracing::debug!(error = %e, "query failed on a stale snapshot; retrying on the current one");
+                    attempts += 1;
+                    (ctx, generation) = self.context(true)?;
+                }
+                Err(e) => return Err(WarehouseError::Query(e.to_string())),
+            }
+        };
         let mut r = from_batches(&batches)?;
         // No batches at all (empty result): still name the columns, as ClickHouse does.
         if r.columns.is_empty() {

@@ -146,6 +146,9 @@ pub struct WarehouseOptions {
     /// Embedded only: how stale a query's snapshot may be while rows keep arriving (0 = every
     /// query sees every insert). A live dashboard over a busy stream sets about a second.
     pub embedded_max_staleness: std::time::Duration,
+    /// Embedded only: how long a fact part absorbed by a merge stays readable before it is
+    /// deleted, for readers (a `retail query` in another process) that listed it just before.
+    pub embedded_part_grace: std::time::Duration,
 }
 
 impl Default for WarehouseOptions {
@@ -156,6 +159,7 @@ impl Default for WarehouseOptions {
             database: "retail".into(),
             timeout: std::time::Duration::from_secs(30),
             embedded_max_staleness: std::time::Duration::ZERO,
+            embedded_part_grace: embedded::OBSOLETE_GRACE,
         }
     }
 }
@@ -172,7 +176,10 @@ impl Default for WarehouseOptions {
 pub async fn open(url: &str, options: &WarehouseOptions, lake: Option<retail_lake::Lake>) -> Result<Arc<dyn Warehouse>, WarehouseError> {
     let scheme = url.split_once("://").map(|(s, _)| s);
     match (url, scheme) {
-        ("embedded", _) | (_, Some("embedded")) => Ok(Arc::new(embedded::EmbeddedWarehouse::open_with_staleness(lake, options.embedded_max_staleness).await?)),
+        ("embedded", _) | (_, Some("embedded")) => {
+            let wh = embedded::EmbeddedWarehouse::open_with_staleness(lake, options.embedded_max_staleness).await?;
+            Ok(Arc::new(wh.with_part_grace(options.embedded_part_grace)))
+        }
         (_, Some("clickhouse" | "clickhouses" | "http" | "https")) => Ok(Arc::new(clickhouse::ClickHouseWarehouse::new(url, options)?)),
         _ => Err(WarehouseError::BadUrl {
             url: url.to_string(),
