@@ -323,6 +323,31 @@ async fn embedded_backend_contract() {
 async fn embedded_is_durable_across_restarts_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let lake = retail_lake::Lake::open(&format!("file://{}", dir.path().display()), &Default::default()).unwrap();
+    durable_across_restarts(lake).await;
+}
+
+/// The embedded warehouse with its lake on S3: flushed fact rows are read back from their parts
+/// through the S3 object store (queries and merges), as on a local folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs an S3 server: run by .ci/run (RETAIL_TEST_S3_ENDPOINT, _ACCESS_KEY, _SECRET_KEY, _BUCKET)"]
+async fn embedded_on_an_s3_lake_is_durable_across_restarts_without_duplicates() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} must be set for this test"));
+    let opts = retail_lake::S3Options {
+        endpoint: var("RETAIL_TEST_S3_ENDPOINT"),
+        region: "us-east-1".into(),
+        access_key_id: var("RETAIL_TEST_S3_ACCESS_KEY"),
+        secret_access_key: var("RETAIL_TEST_S3_SECRET_KEY"),
+        virtual_hosted_style: false,
+        allow_http: true,
+    };
+    // A fresh prefix per run so leftovers of earlier runs do not interfere.
+    let prefix = format!("warehouse-test-{}-{}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    let lake = retail_lake::Lake::open(&format!("s3://{}/{prefix}", var("RETAIL_TEST_S3_BUCKET")), &opts).unwrap();
+    lake.check().await.unwrap();
+    durable_across_restarts(lake).await;
+}
+
+async fn durable_across_restarts(lake: retail_lake::Lake) {
     let before = {
         let wh = open("embedded", &WarehouseOptions::default(), Some(lake.clone())).await.unwrap();
         contract(wh.clone()).await;
