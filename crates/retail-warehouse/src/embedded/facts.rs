@@ -5,7 +5,7 @@
 //! day for a few hundred stores). Once a flush has written rows to a part file they leave
 //! memory; queries scan the parts from the lake (DataFusion's Parquet reader, straight from the
 //! lake's object store) together with the rows still in memory. What stays in memory per row is
-//! its 8-byte id hash, for deduplication.
+//! its 8-byte id hash, for deduplication (that set still grows with the table).
 
 use crate::hash_table::{HashTable, PREFETCH_AHEAD};
 use crate::WarehouseError;
