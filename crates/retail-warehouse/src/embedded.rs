@@ -874,14 +874,12 @@ impl EmbeddedWarehouse {
         if due.is_empty() {
             return Ok(());
         }
-        let since: HashMap<String, std::time::Instant> = due.iter().cloned().collect();
-        let (left, err) = delete_all(lake, due.into_iter().map(|(k, _)| k).collect()).await;
+        let (left, err) = delete_all(lake, due.iter().map(|(k, _)| k.clone()).collect()).await;
         if let Some(e) = err {
+            // What is left is the tail of `due`: deleting stops at the first error.
+            let deleted = due.len() - left.len();
             if let Some(TableState::Append(a)) = self.state.lock().unwrap().tables.get_mut(t.name) {
-                a.obsolete.extend(left.into_iter().map(|k| {
-                    let at = since[&k];
-                    (k, at)
-                }));
+                a.obsolete.extend(due.into_iter().skip(deleted));
             }
             return Err(e);
         }

@@ -349,9 +349,8 @@ async fn a_legacy_snapshot_loads_under_new_parts() {
 async fn fact_dedup_drops_replays_across_merges_and_crashes() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_in(&dir);
-    let mut wh = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap();
     // Absorbed parts are deleted by the flush that absorbs them, as a crash image expects.
-    wh.obsolete_grace = std::time::Duration::ZERO;
+    let wh = EmbeddedWarehouse::open(Some(lake.clone())).await.unwrap().with_part_grace(std::time::Duration::ZERO);
     let count = |wh: EmbeddedWarehouse| async move {
         let n = wh.query("SELECT COUNT(*) AS n, COUNT(DISTINCT sale_id) AS d FROM fact_sales").await.unwrap().rows;
         let lines = wh.query("SELECT SUM(lines) AS n FROM agg_sales_daily").await.unwrap().rows;
@@ -371,15 +370,12 @@ async fn fact_dedup_drops_replays_across_merges_and_crashes() {
         if restored > 0 {
             crash_images += 1;
             let n = 3 + i as i64 + 1;
-            let mut after_crash = EmbeddedWarehouse::open(Some(image.clone())).await.unwrap();
-            after_crash.obsolete_grace = std::time::Duration::ZERO;
+            let after_crash = EmbeddedWarehouse::open(Some(image.clone())).await.unwrap();
             // The merged part repeats rows of the parts it absorbed: its new rows wait in
             // memory, and the next flush rewrites them and deletes it.
             assert!(pending_facts(&after_crash) > 0, "round {i}");
             assert_eq!(count(after_crash).await, (n, n, n), "after a crash, round {i}");
-            let after_crash = EmbeddedWarehouse::open(Some(image.clone())).await.unwrap();
-            let mut after_crash = after_crash;
-            after_crash.obsolete_grace = std::time::Duration::ZERO;
+            let after_crash = EmbeddedWarehouse::open(Some(image.clone())).await.unwrap().with_part_grace(std::time::Duration::ZERO);
             after_crash.flush().await.unwrap();
             let reopened = EmbeddedWarehouse::open(Some(image)).await.unwrap();
             assert_eq!(pending_facts(&reopened), 0, "after the crash's flush no part repeats another, round {i}");
@@ -546,8 +542,10 @@ async fn flushed_facts_leave_memory_and_queries_read_them_from_their_parts() {
 async fn a_stale_snapshot_whose_parts_were_merged_away_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake_in(&dir);
-    let mut wh = EmbeddedWarehouse::open_with_staleness(Some(lake.clone()), std::time::Duration::from_secs(3600)).await.unwrap();
-    wh.obsolete_grace = std::time::Duration::ZERO;
+    let wh = EmbeddedWarehouse::open_with_staleness(Some(lake.clone()), std::time::Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .with_part_grace(std::time::Duration::ZERO);
     let count = "SELECT count(*) AS n FROM fact_sales";
     wh.insert_sales(&[sale("first")]).await.unwrap();
     wh.flush().await.unwrap();
