@@ -541,7 +541,7 @@ mod tests {
                 1_735_725_600_000,
                 "store_001".into(),
                 "SKU000001".into(),
-                WindowAgg { units: 3, revenue: 7.5, transactions: 2, customers: vec![1, 99], dirty: false },
+                WindowAgg { units: 3, revenue: 7.5, transactions: 2, customers: smallvec::smallvec![1, 99], dirty: false },
             )],
             qty_norm: vec![("SKU000001".into(), Norm { n: 4, mean: 1.5, mad: 0.25 })],
             price_norm: vec![],
