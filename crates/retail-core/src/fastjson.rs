@@ -19,8 +19,9 @@
 //!
 //! Tiers: sales and inventory updates, the two hot events, first try `canonical.rs`, a
 //! straight-line reading of exactly the form producers write (keys in declaration order, no
-//! whitespace, these plain values), which skips the derived visitor altogether; it declines any
-//! other form to this parser, and this parser declines to `serde_json`. All three agree wherever
+//! whitespace inside the object, these plain values), which skips the derived visitor
+//! altogether; it declines any other form to this parser, and this parser declines to
+//! `serde_json`. All three agree wherever
 //! a faster one accepts. The canonical tier shares this parser's number and string rules
 //! ([`scan_number`], [`find_quote_or_special`]), so the tiers cannot drift apart there.
 
