@@ -16,6 +16,14 @@
 //! valid sales per second, `tests/validation_speed.rs`). Once a key is out of that order the
 //! rest of the object takes the general path; such input (keys sorted, say) parses ≈ 7 % slower
 //! than before the in-place match.
+//!
+//! Tiers: sales and inventory updates, the two hot events, first try `canonical.rs`, a
+//! straight-line reading of exactly the form producers write (keys in declaration order, no
+//! whitespace inside the object, these plain values), which skips the derived visitor
+//! altogether; it declines any other form to this parser, and this parser declines to
+//! `serde_json`. All three agree wherever
+//! a faster one accepts. The canonical tier shares this parser's number and string rules
+//! ([`scan_number`], [`find_quote_or_special`]), so the tiers cannot drift apart there.
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use std::fmt;
@@ -90,52 +98,72 @@ impl<'a> Parser<'a> {
         Ok(&self.text[start..end])
     }
 
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with at most 15 digits, visited as `serde_json` does:
-    /// integers as u64 (or i64 when negative), decimals as f64.
+    /// A number in the plain shapes (see [`scan_number`]), visited as `serde_json` visits it.
     fn number<V: Visitor<'a>>(&mut self, visitor: V) -> Result<V::Value, Declined> {
         self.skip_whitespace();
-        let b = self.bytes();
-        let negative = b.get(self.i) == Some(&b'-');
-        let int_start = self.i + negative as usize;
-        let int_end = int_start + b[int_start..].iter().take_while(|c| c.is_ascii_digit()).count();
-        let int_digits = int_end - int_start;
-        if int_digits == 0 || (int_digits > 1 && b[int_start] == b'0') {
-            return Err(Declined);
-        }
-        let mut end = int_end;
-        let mut frac_digits = 0;
-        if b.get(int_end) == Some(&b'.') {
-            frac_digits = b[int_end + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
-            if frac_digits == 0 {
-                return Err(Declined);
-            }
-            end = int_end + 1 + frac_digits;
-        }
-        if matches!(b.get(end), Some(b'e' | b'E')) || int_digits + frac_digits > 15 {
-            return Err(Declined);
-        }
-        let significand = b[int_start..end].iter().filter(|c| c.is_ascii_digit()).fold(0u64, |acc, c| acc * 10 + (c - b'0') as u64);
+        let (number, end) = scan_number(self.bytes(), self.i).ok_or(Declined)?;
         self.i = end;
-        if frac_digits > 0 {
-            // Below 2^53 and 10^15 both operands are exact, so this one division is the correctly
-            // rounded value, which is what either of serde_json's float parsers returns.
-            let f = significand as f64 / POW10[frac_digits];
-            visitor.visit_f64(if negative { -f } else { f })
-        } else if !negative {
-            visitor.visit_u64(significand)
-        } else if significand == 0 {
-            // serde_json reads `-0` as the float -0.0; leave that rarity to it.
-            Err(Declined)
-        } else {
-            visitor.visit_i64(-(significand as i64))
+        match number {
+            Number::U64(n) => visitor.visit_u64(n),
+            Number::I64(n) => visitor.visit_i64(n),
+            Number::F64(f) => visitor.visit_f64(f),
         }
     }
+}
+
+/// A JSON number as `serde_json` hands it to a visitor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Number {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+}
+
+/// The number starting at `b[start]` and the index just past it, if it is
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with at most 15 digits: integers as u64 (or i64 when
+/// negative), decimals as f64, as `serde_json` reads them. `None` for anything else (exponents,
+/// longer numbers, `-0`), which is left to `serde_json`.
+pub(crate) fn scan_number(b: &[u8], start: usize) -> Option<(Number, usize)> {
+    let negative = b.get(start) == Some(&b'-');
+    let int_start = start + negative as usize;
+    let int_end = int_start + b.get(int_start..)?.iter().take_while(|c| c.is_ascii_digit()).count();
+    let int_digits = int_end - int_start;
+    if int_digits == 0 || (int_digits > 1 && b[int_start] == b'0') {
+        return None;
+    }
+    let mut end = int_end;
+    let mut frac_digits = 0;
+    if b.get(int_end) == Some(&b'.') {
+        frac_digits = b[int_end + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if frac_digits == 0 {
+            return None;
+        }
+        end = int_end + 1 + frac_digits;
+    }
+    if matches!(b.get(end), Some(b'e' | b'E')) || int_digits + frac_digits > 15 {
+        return None;
+    }
+    let significand = b[int_start..end].iter().filter(|c| c.is_ascii_digit()).fold(0u64, |acc, c| acc * 10 + (c - b'0') as u64);
+    let number = if frac_digits > 0 {
+        // Below 2^53 and 10^15 both operands are exact, so this one division is the correctly
+        // rounded value, which is what either of serde_json's float parsers returns.
+        let f = significand as f64 / POW10[frac_digits];
+        Number::F64(if negative { -f } else { f })
+    } else if !negative {
+        Number::U64(significand)
+    } else if significand == 0 {
+        // serde_json reads `-0` as the float -0.0; leave that rarity to it.
+        return None;
+    } else {
+        Number::I64(-(significand as i64))
+    };
+    Some((number, end))
 }
 
 const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
 /// Index of the first `"`, `\` or control byte, eight bytes at a time (as serde_json scans).
-fn find_quote_or_special(b: &[u8]) -> Option<usize> {
+pub(crate) fn find_quote_or_special(b: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::MAX / 255;
     let special = |c: &u8| *c == b'"' || *c == b'\\' || *c < 0x20;
     let mut chunks = b.chunks_exact(8);
@@ -269,7 +297,7 @@ impl Entries<'_, '_> {
 /// `a == b` for the short keys of the events, a word at a time: inline, where the library
 /// `memcmp` call cost as much as the comparison.
 #[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
@@ -335,8 +363,11 @@ mod tests {
     const ALERT: &str = r#"{"event_type":"restock_alert","schema_version":1,"alert_id":"5c2d3e4f-5a6b-5c7d-8e9f-0a1b2c3d4e5f","store_id":"store_010","product_id":"SKU42","status":"open","severity":"high","on_hand":3,"reorder_point":12,"velocity_per_hour":1.5,"days_of_cover":0.2,"stockout_risk":0.8,"suggested_order_qty":48,"reason":"on hand 3 is below the reorder point 12 — ünïcode","timestamp":"2025-01-01T18:00:00Z"}"#;
 
     fn all_agree(text: &str) -> bool {
-        // Each message through every event type: the wrong ones must decline or agree too.
+        // Each message through every event type: the wrong ones must decline or agree too. The
+        // canonical tier (sales and inventory updates) is checked against serde_json and this
+        // parser on every message as well.
         let took = [
+            crate::canonical::tests::agree(text),
             agree::<SaleTransaction>(text),
             agree::<InventoryUpdate>(text),
             agree::<PriceChange>(text),
@@ -420,7 +451,7 @@ mod tests {
             "1e400",
             "18446744073709551616",
         ];
-        let mut taken = 0;
+        let (mut taken, mut canonical) = (0, 0);
         for n in numbers {
             for field in ["quantity", "unit_price", "discount_pct", "schema_version"] {
                 let text = SALE.replacen(&format!(r#""{field}":"#), &format!(r#""{field}":{n},"x{field}":"#), 1);
@@ -430,9 +461,12 @@ mod tests {
                 let rest = &text[at + marker.len()..];
                 let text = format!("{}{}", &text[..at], &rest[rest.find(',').unwrap()..]);
                 taken += agree::<SaleTransaction>(&text) as usize;
+                canonical += crate::canonical::tests::agree(&text) as usize;
             }
         }
         assert!(taken > 30, "only {taken} number shapes took the fast path");
+        // The canonical tier reads numbers by the same rules, so it takes the same ones.
+        assert_eq!(canonical, taken, "the canonical tier took {canonical} number shapes");
     }
 
     #[test]

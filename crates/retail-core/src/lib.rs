@@ -1,5 +1,6 @@
 //! Event contracts of the retail platform: types, Avro schemas and validation. Pure: no I/O.
 
+mod canonical;
 pub mod events;
 mod fastjson;
 pub mod rows;

@@ -4,8 +4,10 @@
 //! - **fast path** (every message): straight into the typed event, whose shape is
 //!   structurally the `.avsc` (same fields, types, enum symbols, `deny_unknown_fields`, optional
 //!   = `["null", T]` with default null), then the semantic rules on the typed value. The parse
-//!   is the plain-shape parser (`fastjson.rs`) where it applies, else `serde_json`; both
-//!   drive the same derived `Deserialize` impls and give the same value.
+//!   is, for sales and inventory updates in their canonical form, a straight-line reader
+//!   (`canonical.rs`); else the plain-shape parser (`fastjson.rs`) where it applies; else
+//!   `serde_json`. The last two drive the same derived `Deserialize` impls; all three give the
+//!   same value wherever they accept.
 //! - **Avro path** (only when the fast path fails, and in tests): the JSON is converted field by
 //!   field into an `apache_avro::types::Value` guided by the parsed `.avsc`, which `apache-avro`
 //!   then validates; every mismatch on the way becomes a reason, and the semantic rules run on
@@ -13,6 +15,7 @@
 //!
 //! A test feeds generated and hand-made events through both and asserts the same verdict.
 
+use crate::canonical;
 use crate::events::*;
 use crate::fastjson;
 use crate::rules::{self, FieldValue};
@@ -138,8 +141,9 @@ fn parse_typed<'a, S: serde::Deserialize<'a>>(event_type: EventType, bytes: &'a 
 
 fn parse_plain<'a, S: serde::Deserialize<'a>>(event_type: EventType, text: &'a str) -> Option<Event<S>> {
     Some(match event_type {
-        EventType::Sale => Event::Sale(fastjson::from_str(text)?),
-        EventType::InventoryUpdate => Event::Inventory(fastjson::from_str(text)?),
+        // The hot two first try the straight-line reading of their canonical form.
+        EventType::Sale => Event::Sale(canonical::sale(text).or_else(|| fastjson::from_str(text))?),
+        EventType::InventoryUpdate => Event::Inventory(canonical::inventory(text).or_else(|| fastjson::from_str(text))?),
         EventType::PriceChange => Event::Price(fastjson::from_str(text)?),
         EventType::CustomerEvent => Event::Customer(fastjson::from_str(text)?),
         EventType::RestockAlert => Event::Alert(fastjson::from_str(text)?),
