@@ -159,8 +159,19 @@ pub struct WindowAgg {
     /// windows see one or two shoppers, and a heap vector cost an allocation (and a cache miss
     /// on each update) per window. Serialised as a sequence, as the `Vec` before it was.
     pub customers: smallvec::SmallVec<[u64; 2]>,
+    /// Where this window's row waits for the next flush: `PartState::dirty_windows[slot]`, valid
+    /// while `epoch` is the partition's current flush epoch (0: never dirty).
     #[serde(skip)]
-    pub dirty: bool,
+    pub dirty: DirtySlot,
+}
+
+/// A place in a partition's list of rows changed since the last flush, stamped with the flush
+/// epoch it was taken in: a flush starts a new epoch instead of clearing every changed entry's
+/// flag, so it never revisits the entries themselves (one cache miss each, in maps of ~10⁵).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DirtySlot {
+    pub epoch: u32,
+    pub slot: u32,
 }
 
 impl WindowAgg {
@@ -176,11 +187,16 @@ impl WindowAgg {
         }
     }
     pub fn avg_price(&self) -> f64 {
-        if self.units == 0 {
-            0.0
-        } else {
-            round2(self.revenue / self.units as f64)
-        }
+        avg_price(self.revenue, self.units)
+    }
+}
+
+/// Revenue per unit, to the cent (0 for no units).
+pub fn avg_price(revenue: f64, units: i64) -> f64 {
+    if units == 0 {
+        0.0
+    } else {
+        round2(revenue / units as f64)
     }
 }
 

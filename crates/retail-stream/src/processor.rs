@@ -8,7 +8,7 @@
 
 use crate::config::{index_catalog, Catalog, ProcessorConfig, ProductInfo};
 use crate::model::{self, round2, Interner};
-use crate::state::{PartSnapshot, PartState, StockState, NEVER};
+use crate::state::{DirtyStock, PartSnapshot, PartState, StockState, NEVER};
 use crate::validate::{self, TopicKind};
 use chrono::{DateTime, Utc};
 use retail_bus::{Message, TopicPartition};
@@ -505,10 +505,7 @@ impl Processor {
             let window = part.windows.entry(ws).or_insert_with(|| crate::model::IdMap::with_capacity_and_hasher(newest, Default::default()));
             let agg = window.entry(key).or_default();
             agg.add(s.quantity, s.unit_price, s.customer_id.as_deref().map(|c| part.id_hash.hash(c.as_bytes())));
-            if !agg.dirty {
-                agg.dirty = true;
-                part.dirty_windows.push((ws, key));
-            }
+            PartState::window_changed(&mut part.dirty_windows, part.flush_epoch, ws, key, agg);
         }
 
         let qty = part.qty_norm.entry(product).or_default().score_then_update(s.quantity as f64, cfg.outlier_min_samples, 1.0);
@@ -625,10 +622,16 @@ impl Processor {
         if let Some(alert) = (!stale).then(|| evaluate_alert(cfg, st, &view, info, i, ts, &mut out.stats)).flatten() {
             out.alerts.push(alert);
         }
-        if !st.dirty {
-            st.dirty = true;
-            part.dirty_stock.push(key);
-        }
+        let row = DirtyStock {
+            key,
+            on_hand: st.on_hand,
+            reorder_point: view.reorder_point,
+            velocity_per_hour: view.velocity,
+            days_of_cover: view.days_of_cover,
+            stockout_risk: view.risk,
+            updated_ms: st.updated_ms,
+        };
+        PartState::stock_changed(&mut part.dirty_stock, part.flush_epoch, st, row);
         if !st.unsaved {
             st.unsaved = true;
             part.unsaved_stock.push(key);
@@ -683,41 +686,34 @@ impl Processor {
     pub fn flush(&mut self, out: &mut Outputs) {
         let cfg = &self.cfg;
         for part in self.parts.values_mut() {
-            for (ws, key) in part.dirty_windows.drain(..) {
-                let Some(agg) = part.windows.get_mut(&ws).and_then(|m| m.get_mut(&key)) else { continue };
-                agg.dirty = false;
+            for w in part.dirty_windows.drain(..) {
                 out.windows.push(WindowRow {
-                    store_id: self.names.store_of(key),
-                    product_id: self.names.product_of(key),
-                    window_start: ms_to_time(ws),
-                    window_end: ms_to_time(ws + cfg.window_ms),
-                    units: agg.units,
-                    revenue: round2(agg.revenue),
-                    transactions: agg.transactions,
-                    avg_price: agg.avg_price(),
-                    distinct_customers: agg.customers.len() as i64,
+                    store_id: self.names.store_of(w.key),
+                    product_id: self.names.product_of(w.key),
+                    window_start: ms_to_time(w.window_start),
+                    window_end: ms_to_time(w.window_start + cfg.window_ms),
+                    units: w.units,
+                    revenue: round2(w.revenue),
+                    transactions: w.transactions,
+                    avg_price: model::avg_price(w.revenue, w.units),
+                    distinct_customers: w.customers as i64,
                 });
             }
-            for key in part.dirty_stock.drain(..) {
-                let Some(st) = part.stock.get_mut(&key) else { continue };
-                st.dirty = false;
-                let product = (key & 0xffff_ffff) as u32;
-                let info = match self.product_info.get(product as usize) {
-                    Some(Some(i)) => *i,
-                    _ => self.catalog.get(self.names.name(product)).copied(),
-                };
-                let view = stock_view(cfg, st, info);
+            // Rows as of each entry's latest change: the view is a function of the entry alone,
+            // which only an inventory update changes, so it is what a flush would compute.
+            for r in part.dirty_stock.drain(..) {
                 out.stock.push(StockRow {
-                    store_id: self.names.store_of(key),
-                    product_id: self.names.product_of(key),
-                    on_hand: st.on_hand,
-                    reorder_point: view.reorder_point,
-                    velocity_per_hour: model::round(view.velocity * 1000.0) / 1000.0,
-                    days_of_cover: view.days_of_cover,
-                    stockout_risk: model::round(view.risk * 10_000.0) / 10_000.0,
-                    updated_at: ms_to_time(st.updated_ms),
+                    store_id: self.names.store_of(r.key),
+                    product_id: self.names.product_of(r.key),
+                    on_hand: r.on_hand,
+                    reorder_point: r.reorder_point,
+                    velocity_per_hour: model::round(r.velocity_per_hour * 1000.0) / 1000.0,
+                    days_of_cover: r.days_of_cover,
+                    stockout_risk: model::round(r.stockout_risk * 10_000.0) / 10_000.0,
+                    updated_at: ms_to_time(r.updated_ms),
                 });
             }
+            part.next_flush_epoch();
             let wm = part.watermark(cfg.max_out_of_orderness_ms);
             if wm != NEVER {
                 let closed_before = wm - cfg.window_ms - cfg.allowed_lateness_ms; // ws + len + lateness <= wm

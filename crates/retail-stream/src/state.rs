@@ -47,8 +47,9 @@ pub struct StockState {
     pub alert_open: bool,
     pub alert_severity: u8,
     pub last_open_ms: i64,
+    /// Where this entry's row waits for the next flush (see `WindowAgg::dirty`).
     #[serde(skip)]
-    pub dirty: bool,
+    pub dirty: crate::model::DirtySlot,
     /// Changed since the last snapshot (which then carries it in its stock delta).
     #[serde(skip)]
     pub unsaved: bool,
@@ -68,7 +69,7 @@ impl Default for StockState {
             alert_open: false,
             alert_severity: 0,
             last_open_ms: NEVER,
-            dirty: false,
+            dirty: crate::model::DirtySlot { epoch: 0, slot: 0 },
             unsaved: false,
         }
     }
@@ -156,6 +157,65 @@ pub struct DedupBucket {
     pub segment: Option<i64>,
 }
 
+/// A changed window's row as of its latest change.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DirtyWindow {
+    pub window_start: i64,
+    pub key: Key,
+    pub units: i64,
+    pub revenue: f64,
+    pub transactions: i64,
+    pub customers: u32,
+}
+
+/// A changed stock entry's row as of its latest change.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DirtyStock {
+    pub key: Key,
+    pub on_hand: i32,
+    pub reorder_point: i32,
+    pub velocity_per_hour: f64,
+    pub days_of_cover: f64,
+    pub stockout_risk: f64,
+    pub updated_ms: i64,
+}
+
+impl PartState {
+    /// Record that the stock entry `key` changed to `row`, as `window_changed` does.
+    pub fn stock_changed(dirty_stock: &mut Vec<DirtyStock>, epoch: u32, st: &mut StockState, row: DirtyStock) {
+        if st.dirty.epoch == epoch {
+            if let Some(pending) = dirty_stock.get_mut(st.dirty.slot as usize).filter(|p| p.key == row.key) {
+                *pending = row;
+                return;
+            }
+        }
+        st.dirty = crate::model::DirtySlot { epoch, slot: dirty_stock.len() as u32 };
+        dirty_stock.push(row);
+    }
+
+    /// Record that the window (`window_start`, `key`) changed to `agg`: its pending row is
+    /// overwritten when it already has one in this epoch, else added.
+    pub fn window_changed(dirty_windows: &mut Vec<DirtyWindow>, epoch: u32, window_start: i64, key: Key, agg: &mut WindowAgg) {
+        let row =
+            DirtyWindow { window_start, key, units: agg.units, revenue: agg.revenue, transactions: agg.transactions, customers: agg.customers.len() as u32 };
+        if agg.dirty.epoch == epoch {
+            // The check of the slot's identity also covers an epoch counter that wrapped
+            // around (after 4·10⁹ flushes) onto a stale stamp.
+            if let Some(pending) = dirty_windows.get_mut(agg.dirty.slot as usize).filter(|p| p.window_start == window_start && p.key == key) {
+                *pending = row;
+                return;
+            }
+        }
+        agg.dirty = crate::model::DirtySlot { epoch, slot: dirty_windows.len() as u32 };
+        dirty_windows.push(row);
+    }
+
+    /// Start the next flush epoch (never 0, which marks "no epoch").
+    pub fn next_flush_epoch(&mut self) {
+        self.flush_epoch = self.flush_epoch.wrapping_add(1).max(1);
+    }
+}
+
 pub struct PartState {
     pub kind: TopicKind,
     pub partition: i32,
@@ -172,8 +232,15 @@ pub struct PartState {
     /// Recent recorded thefts per store (theft-burst detection).
     pub thefts: IdMap<u32, Vec<Theft>>,
     pub stock: IdMap<Key, StockState>,
-    pub dirty_windows: Vec<(i64, Key)>,
-    pub dirty_stock: Vec<Key>,
+    /// The rows of the windows changed since the last flush, as of their latest change; a
+    /// window's `dirty` says where its row is. A flush takes the rows from here (in order, no
+    /// lookup) and starts a new `flush_epoch`.
+    pub dirty_windows: Vec<DirtyWindow>,
+    /// Starts at 1; 0 is no epoch (`DirtySlot::default()`).
+    pub flush_epoch: u32,
+    /// The rows of the stock entries changed since the last flush, as of their latest change
+    /// (as `dirty_windows`).
+    pub dirty_stock: Vec<DirtyStock>,
     /// Keys changed since the last snapshot.
     pub unsaved_stock: Vec<Key>,
     /// The stock objects the last snapshot refers to, oldest (a full base) first, each by its
@@ -200,6 +267,7 @@ impl PartState {
             thefts: IdMap::default(),
             stock: IdMap::default(),
             dirty_windows: Vec::new(),
+            flush_epoch: 1,
             dirty_stock: Vec::new(),
             unsaved_stock: Vec::new(),
             stock_chain: Vec::new(),
@@ -528,6 +596,51 @@ impl PartState {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_changed_window_keeps_one_pending_row_per_epoch() {
+        let mut part = PartState::new(TopicKind::Sales, 0);
+        let (mut a, mut b) = (WindowAgg::default(), WindowAgg::default());
+        a.add(2, 1.5, Some(7));
+        PartState::window_changed(&mut part.dirty_windows, part.flush_epoch, 0, 1, &mut a);
+        b.add(1, 4.0, None);
+        PartState::window_changed(&mut part.dirty_windows, part.flush_epoch, 0, 2, &mut b);
+        a.add(3, 1.5, Some(8));
+        PartState::window_changed(&mut part.dirty_windows, part.flush_epoch, 0, 1, &mut a);
+        // One row per window, the first one's as of its latest change.
+        assert_eq!(part.dirty_windows.len(), 2);
+        assert_eq!(part.dirty_windows[0], DirtyWindow { window_start: 0, key: 1, units: 5, revenue: 7.5, transactions: 2, customers: 2 });
+        assert_eq!((part.dirty_windows[1].key, part.dirty_windows[1].units), (2, 1));
+
+        // A flush takes the rows and starts an epoch: the next change adds a row again.
+        part.dirty_windows.clear();
+        part.next_flush_epoch();
+        a.add(1, 1.5, None);
+        PartState::window_changed(&mut part.dirty_windows, part.flush_epoch, 0, 1, &mut a);
+        assert_eq!(part.dirty_windows.len(), 1);
+        assert_eq!((part.dirty_windows[0].key, part.dirty_windows[0].units, part.dirty_windows[0].transactions), (1, 6, 3));
+
+        // A stale stamp that names this epoch (the counter wrapped around) but a slot of another
+        // window adds a row rather than overwriting that window's.
+        let mut c = WindowAgg { dirty: crate::model::DirtySlot { epoch: part.flush_epoch, slot: 0 }, ..Default::default() };
+        c.add(9, 1.0, None);
+        PartState::window_changed(&mut part.dirty_windows, part.flush_epoch, 300_000, 1, &mut c);
+        assert_eq!(part.dirty_windows.len(), 2);
+        assert_eq!((part.dirty_windows[0].units, part.dirty_windows[1].units), (6, 9));
+
+        // Stock entries the same way: one row per entry and epoch, the latest.
+        let (mut x, mut y) = (StockState::default(), StockState::default());
+        let row = |key, on_hand| DirtyStock { key, on_hand, reorder_point: 1, velocity_per_hour: 0.5, days_of_cover: 2.0, stockout_risk: 0.1, updated_ms: 5 };
+        PartState::stock_changed(&mut part.dirty_stock, part.flush_epoch, &mut x, row(1, 10));
+        PartState::stock_changed(&mut part.dirty_stock, part.flush_epoch, &mut y, row(2, 20));
+        PartState::stock_changed(&mut part.dirty_stock, part.flush_epoch, &mut x, row(1, 9));
+        assert_eq!(part.dirty_stock, vec![row(1, 9), row(2, 20)]);
+
+        // Epochs skip 0, the "never" stamp.
+        part.flush_epoch = u32::MAX;
+        part.next_flush_epoch();
+        assert_eq!(part.flush_epoch, 1);
+    }
+
     fn sample_snapshot() -> PartSnapshot {
         PartSnapshot {
             format: crate::model::IdHash::default().format(),
@@ -541,7 +654,7 @@ mod tests {
                 1_735_725_600_000,
                 "store_001".into(),
                 "SKU000001".into(),
-                WindowAgg { units: 3, revenue: 7.5, transactions: 2, customers: smallvec::smallvec![1, 99], dirty: false },
+                WindowAgg { units: 3, revenue: 7.5, transactions: 2, customers: smallvec::smallvec![1, 99], dirty: Default::default() },
             )],
             qty_norm: vec![("SKU000001".into(), Norm { n: 4, mean: 1.5, mad: 0.25 })],
             price_norm: vec![],
