@@ -34,7 +34,7 @@ mod facts;
 use crate::hash_table::{HashTable, PREFETCH_AHEAD};
 use crate::result::from_batches;
 use crate::rollup::{rollup_batch, KeyCodes};
-use crate::row_hash::{hash_rows, to_u64};
+use crate::row_hash::{hash_rows, hash_rows_u64};
 use crate::rows::{self, FeatureValue, Prediction};
 use crate::schema::{self, Kind, Measure, Table, ROLLUPS, TABLES};
 use crate::{DateRow, QueryResult, Warehouse, WarehouseError};
@@ -699,7 +699,7 @@ impl EmbeddedWarehouse {
         st.generation += 1;
         match st.tables.get_mut(t.name).expect("every table has state") {
             TableState::Append(a) => {
-                let keys: Vec<u64> = row_hashes(&batch, t.key)?.into_iter().map(to_u64).collect();
+                let keys = hash_rows_u64(&batch, t.key).map_err(other)?;
                 Ok(Some(a.accept(batch, &keys)?))
             }
             TableState::Keyed(k) => {

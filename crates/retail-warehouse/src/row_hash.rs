@@ -32,15 +32,9 @@ fn fold(x: u64, k: u64) -> u64 {
     (m as u64) ^ ((m >> 64) as u64)
 }
 
-#[derive(Clone, Copy)]
-struct Lanes(u64, u64);
-
-impl Lanes {
-    #[inline(always)]
-    fn word(&mut self, w: u64) {
-        self.0 = fold(self.0 ^ w, MUL_A);
-        self.1 = fold(self.1 ^ w.rotate_left(29), MUL_B);
-    }
+/// A row's running hash state, fed one 64-bit word at a time.
+trait Mixer: Copy {
+    fn word(&mut self, w: u64);
 
     #[inline(always)]
     fn bytes(&mut self, b: &[u8]) {
@@ -55,7 +49,32 @@ impl Lanes {
             self.word(u64::from_le_bytes(buf));
         }
     }
+}
 
+/// Two lanes: the 128-bit hashes of the keyed tables' keys.
+#[derive(Clone, Copy)]
+struct Lanes(u64, u64);
+
+impl Mixer for Lanes {
+    #[inline(always)]
+    fn word(&mut self, w: u64) {
+        self.0 = fold(self.0 ^ w, MUL_A);
+        self.1 = fold(self.1 ^ w.rotate_left(29), MUL_B);
+    }
+}
+
+/// One lane: the 64-bit hashes of the fact tables' ids, half the work of two lanes folded.
+#[derive(Clone, Copy)]
+struct Lane(u64);
+
+impl Mixer for Lane {
+    #[inline(always)]
+    fn word(&mut self, w: u64) {
+        self.0 = fold(self.0 ^ w, MUL_A);
+    }
+}
+
+impl Lanes {
     #[inline(always)]
     fn finish(self) -> u128 {
         let a = fold(self.0 ^ FIN_B, FIN_A);
@@ -74,13 +93,18 @@ pub fn hash_rows(batch: &RecordBatch, cols: &[&str]) -> Result<Vec<u128>, String
     Ok(lanes.into_iter().map(Lanes::finish).collect())
 }
 
-/// The two halves of a row hash xored: a 64-bit hash (fact tables' id sets).
-#[inline]
-pub fn to_u64(h: u128) -> u64 {
-    (h as u64) ^ ((h >> 64) as u64)
+/// One 64-bit hash per row of `batch` over the columns `cols` (the fact tables' id sets): the
+/// same words as `hash_rows` feeds, through one lane.
+pub fn hash_rows_u64(batch: &RecordBatch, cols: &[&str]) -> Result<Vec<u64>, String> {
+    let mut lanes = vec![Lane(SEED_A); batch.num_rows()];
+    for (i, name) in cols.iter().enumerate() {
+        let a = batch.column_by_name(name).ok_or_else(|| format!("missing key column {name}"))?;
+        absorb(&mut lanes, (i as u64 + 1) << 40, a)?;
+    }
+    Ok(lanes.into_iter().map(|l| fold(l.0 ^ FIN_B, FIN_A)).collect())
 }
 
-fn bytes_column<T: ByteArrayType>(lanes: &mut [Lanes], tag: u64, a: &GenericByteArray<T>)
+fn bytes_column<M: Mixer, T: ByteArrayType>(lanes: &mut [M], tag: u64, a: &GenericByteArray<T>)
 where
     T::Offset: OffsetSizeTrait,
 {
@@ -98,7 +122,7 @@ where
     }
 }
 
-fn absorb(lanes: &mut [Lanes], tag: u64, a: &ArrayRef) -> Result<(), String> {
+fn absorb<M: Mixer>(lanes: &mut [M], tag: u64, a: &ArrayRef) -> Result<(), String> {
     macro_rules! prim {
         ($t:ty, $bits:expr) => {{
             let p = a.as_primitive::<$t>();
@@ -238,8 +262,10 @@ mod tests {
         assert_eq!(h[0], h[9], "equal keys hash equal");
         let distinct: std::collections::HashSet<u128> = h[..9].iter().copied().collect();
         assert_eq!(distinct.len(), 9, "{h:x?}");
-        let halves: std::collections::HashSet<u64> = h[..9].iter().map(|x| to_u64(*x)).collect();
-        assert_eq!(halves.len(), 9);
+        let short = hash_rows_u64(&two_strings(&rows), &["a", "b"]).unwrap();
+        assert_eq!(short[0], short[9], "equal keys hash equal in 64 bits too");
+        let short: std::collections::HashSet<u64> = short[..9].iter().copied().collect();
+        assert_eq!(short.len(), 9);
         // Column order matters too.
         let swapped = hash_rows(&two_strings(&rows), &["b", "a"]).unwrap();
         assert_ne!(h[0], swapped[0]);
@@ -277,7 +303,7 @@ mod tests {
         let b = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(ids))]).unwrap();
         let h = hash_rows(&b, &["a"]).unwrap();
         let full: std::collections::HashSet<u128> = h.iter().copied().collect();
-        let half: std::collections::HashSet<u64> = h.iter().map(|x| to_u64(*x)).collect();
-        assert_eq!((full.len(), half.len()), (n, n));
+        let short: std::collections::HashSet<u64> = hash_rows_u64(&b, &["a"]).unwrap().into_iter().collect();
+        assert_eq!((full.len(), short.len()), (n, n));
     }
 }
