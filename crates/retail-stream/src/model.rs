@@ -174,6 +174,22 @@ pub struct DirtySlot {
     pub slot: u32,
 }
 
+impl DirtySlot {
+    /// Put the entry's `row` in `pending`: over its row of this `epoch` if it has one there,
+    /// else at the end (and remember where). `same` recognises the entry's own row, which also
+    /// covers an epoch counter that wrapped around (after 4·10⁹ flushes) onto a stale stamp.
+    pub fn record<R>(&mut self, pending: &mut Vec<R>, epoch: u32, row: R, same: impl Fn(&R) -> bool) {
+        if self.epoch == epoch {
+            if let Some(mine) = pending.get_mut(self.slot as usize).filter(|p| same(p)) {
+                *mine = row;
+                return;
+            }
+        }
+        *self = DirtySlot { epoch, slot: pending.len() as u32 };
+        pending.push(row);
+    }
+}
+
 impl WindowAgg {
     /// One sale line; `customer` is the customer id's hash (`IdHash`), if the shopper is known.
     pub fn add(&mut self, quantity: i32, unit_price: f64, customer: Option<u64>) {

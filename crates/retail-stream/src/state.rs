@@ -69,7 +69,7 @@ impl Default for StockState {
             alert_open: false,
             alert_severity: 0,
             last_open_ms: NEVER,
-            dirty: crate::model::DirtySlot { epoch: 0, slot: 0 },
+            dirty: crate::model::DirtySlot::default(),
             unsaved: false,
         }
     }
@@ -183,14 +183,8 @@ pub struct DirtyStock {
 impl PartState {
     /// Record that the stock entry `key` changed to `row`, as `window_changed` does.
     pub fn stock_changed(dirty_stock: &mut Vec<DirtyStock>, epoch: u32, st: &mut StockState, row: DirtyStock) {
-        if st.dirty.epoch == epoch {
-            if let Some(pending) = dirty_stock.get_mut(st.dirty.slot as usize).filter(|p| p.key == row.key) {
-                *pending = row;
-                return;
-            }
-        }
-        st.dirty = crate::model::DirtySlot { epoch, slot: dirty_stock.len() as u32 };
-        dirty_stock.push(row);
+        let key = row.key;
+        st.dirty.record(dirty_stock, epoch, row, |p| p.key == key);
     }
 
     /// Record that the window (`window_start`, `key`) changed to `agg`: its pending row is
@@ -198,16 +192,7 @@ impl PartState {
     pub fn window_changed(dirty_windows: &mut Vec<DirtyWindow>, epoch: u32, window_start: i64, key: Key, agg: &mut WindowAgg) {
         let row =
             DirtyWindow { window_start, key, units: agg.units, revenue: agg.revenue, transactions: agg.transactions, customers: agg.customers.len() as u32 };
-        if agg.dirty.epoch == epoch {
-            // The check of the slot's identity also covers an epoch counter that wrapped
-            // around (after 4·10⁹ flushes) onto a stale stamp.
-            if let Some(pending) = dirty_windows.get_mut(agg.dirty.slot as usize).filter(|p| p.window_start == window_start && p.key == key) {
-                *pending = row;
-                return;
-            }
-        }
-        agg.dirty = crate::model::DirtySlot { epoch, slot: dirty_windows.len() as u32 };
-        dirty_windows.push(row);
+        agg.dirty.record(dirty_windows, epoch, row, |p| p.window_start == window_start && p.key == key);
     }
 
     /// Start the next flush epoch (never 0, which marks "no epoch").

@@ -85,23 +85,23 @@ impl Lanes {
 
 /// One 128-bit hash per row of `batch` over the columns `cols` (in that order).
 pub fn hash_rows(batch: &RecordBatch, cols: &[&str]) -> Result<Vec<u128>, String> {
-    let mut lanes = vec![Lanes(SEED_A, SEED_B); batch.num_rows()];
-    for (i, name) in cols.iter().enumerate() {
-        let a = batch.column_by_name(name).ok_or_else(|| format!("missing key column {name}"))?;
-        absorb(&mut lanes, (i as u64 + 1) << 40, a)?;
-    }
-    Ok(lanes.into_iter().map(Lanes::finish).collect())
+    Ok(mix_rows(batch, cols, Lanes(SEED_A, SEED_B))?.into_iter().map(Lanes::finish).collect())
 }
 
 /// One 64-bit hash per row of `batch` over the columns `cols` (the fact tables' id sets): the
 /// same words as `hash_rows` feeds, through one lane.
 pub fn hash_rows_u64(batch: &RecordBatch, cols: &[&str]) -> Result<Vec<u64>, String> {
-    let mut lanes = vec![Lane(SEED_A); batch.num_rows()];
+    Ok(mix_rows(batch, cols, Lane(SEED_A))?.into_iter().map(|l| fold(l.0 ^ FIN_B, FIN_A)).collect())
+}
+
+/// Each row's state after the columns `cols`, in that order, from `seed`.
+fn mix_rows<M: Mixer>(batch: &RecordBatch, cols: &[&str], seed: M) -> Result<Vec<M>, String> {
+    let mut lanes = vec![seed; batch.num_rows()];
     for (i, name) in cols.iter().enumerate() {
         let a = batch.column_by_name(name).ok_or_else(|| format!("missing key column {name}"))?;
         absorb(&mut lanes, (i as u64 + 1) << 40, a)?;
     }
-    Ok(lanes.into_iter().map(|l| fold(l.0 ^ FIN_B, FIN_A)).collect())
+    Ok(lanes)
 }
 
 fn bytes_column<M: Mixer, T: ByteArrayType>(lanes: &mut [M], tag: u64, a: &GenericByteArray<T>)
