@@ -205,6 +205,10 @@ pub enum StateError {
     UnknownTopic(String),
     #[error("checkpoint for {topic}/{partition} does not match (format {format}, holds {held_topic}/{held_partition})")]
     Mismatch { topic: String, partition: i32, format: u32, held_topic: String, held_partition: i32 },
+    #[error("checkpoint for {topic}/{partition} is damaged: {reason}")]
+    Damaged { topic: String, partition: i32, reason: String },
+    #[error("snapshot of {topic}/{partition} failed: {reason}")]
+    Snapshot { topic: String, partition: i32, reason: String },
 }
 
 pub struct Processor {
@@ -274,7 +278,9 @@ impl Processor {
                     return Err(StateError::Mismatch { topic: topic.into(), partition, format: s.format, held_topic: s.topic, held_partition: s.partition });
                 }
                 let resume = s.next_offset;
-                (PartState::from_snapshot(kind, s, &mut self.names), Some(resume))
+                let state =
+                    PartState::from_snapshot(kind, s, &mut self.names).map_err(|reason| StateError::Damaged { topic: topic.into(), partition, reason })?;
+                (state, Some(resume))
             }
             None => (PartState::new(kind, partition), None),
         };
@@ -296,14 +302,19 @@ impl Processor {
     /// The partition's state as stored: dedup buckets changed since the last snapshot with
     /// their ids, the others as references to the objects written for them before (see
     /// [`PartSnapshot::dedup_segments`]). The first snapshot of a partition holds every id.
-    pub fn snapshot(&mut self, topic: &str, partition: i32) -> Option<PartSnapshot> {
-        let kind = TopicKind::from_topic(topic)?;
-        self.parts.get_mut(&(kind, partition)).map(|p| p.to_snapshot(&self.names))
+    /// `None` for a partition it does not own.
+    pub fn snapshot(&mut self, topic: &str, partition: i32) -> Result<Option<PartSnapshot>, StateError> {
+        let Some(kind) = TopicKind::from_topic(topic) else { return Ok(None) };
+        let names = &self.names;
+        self.parts
+            .get_mut(&(kind, partition))
+            .map(|p| p.to_snapshot(names).map_err(|reason| StateError::Snapshot { topic: topic.into(), partition, reason }))
+            .transpose()
     }
 
     /// `snapshot` of each of `partitions` it owns, taken side by side on up to `threads` threads
     /// (the partitions' states are independent), in the order asked.
-    pub fn snapshots(&mut self, partitions: &[TopicPartition], threads: usize) -> Vec<(TopicPartition, PartSnapshot)> {
+    pub fn snapshots(&mut self, partitions: &[TopicPartition], threads: usize) -> Result<Vec<(TopicPartition, PartSnapshot)>, StateError> {
         let wanted: Vec<((TopicKind, i32), &TopicPartition)> =
             partitions.iter().filter_map(|tp| Some(((TopicKind::from_topic(&tp.topic)?, tp.partition), tp))).collect();
         let mut states: Vec<(&TopicPartition, &mut PartState)> = Vec::with_capacity(wanted.len());
@@ -313,9 +324,14 @@ impl Processor {
             }
         }
         let names = &self.names;
-        let mut snaps = validate::map_beside(states, threads, |(tp, state)| (tp.clone(), state.to_snapshot(names)));
+        let taken = validate::map_beside(states, threads, |(tp, state)| (tp.clone(), state.to_snapshot(names)));
+        let mut snaps = Vec::with_capacity(taken.len());
+        for (tp, snap) in taken {
+            let snap = snap.map_err(|reason| StateError::Snapshot { topic: tp.topic.clone(), partition: tp.partition, reason })?;
+            snaps.push((tp, snap));
+        }
         snaps.sort_by_key(|(tp, _)| partitions.iter().position(|p| p == tp));
-        snaps
+        Ok(snaps)
     }
 
     /// For each owned partition, the offset of the next record to read (what to commit).
@@ -904,8 +920,8 @@ mod tests {
         let tp = |partition| TopicPartition { topic: retail_core::topics::SALES.to_string(), partition };
         let asked = vec![tp(2), tp(0), tp(1)];
         let one_at_a_time: Vec<(TopicPartition, PartSnapshot)> =
-            asked.iter().map(|t| (t.clone(), serial.snapshot(&t.topic, t.partition).expect("an owned partition"))).collect();
-        let side_by_side = parallel.snapshots(&asked, 2);
+            asked.iter().map(|t| (t.clone(), serial.snapshot(&t.topic, t.partition).unwrap().expect("an owned partition"))).collect();
+        let side_by_side = parallel.snapshots(&asked, 2).unwrap();
         assert_eq!(side_by_side, one_at_a_time);
         assert!(side_by_side.iter().all(|(_, s)| !s.windows.is_empty()), "every partition has open windows");
     }

@@ -612,7 +612,8 @@ impl Runner {
             // In chain order, after any entries held inline: later entries win.
             for (position, &version) in snap.stock_segments.iter().enumerate() {
                 let key = self.stock_key(&tp.topic, tp.partition, position, version);
-                snap.stock.extend(crate::state::decode_stock(&self.read_side_object(&key).await?).map_err(|r| bad(&key, r))?);
+                let entries = crate::state::decode_stock(&self.read_side_object(&key).await?).map_err(|r| bad(&key, r))?;
+                snap.stock.items_mut().map_err(|r| bad(&key, r))?.extend(entries);
             }
             referenced = self.side_keys(tp, snap);
         }
@@ -1065,7 +1066,7 @@ impl Runner {
         // must never be ahead of the data.
         let mut encodes = Vec::new();
         let owned = self.processor.owned();
-        for (tp, mut snap) in self.processor.snapshots(&owned, self.cfg.validate_threads) {
+        for (tp, mut snap) in self.processor.snapshots(&owned, self.cfg.validate_threads)? {
             let key = self.checkpoint_key(&tp.topic, tp.partition);
             let size = self.snapshot_bytes.get(&tp).map_or(64 << 10, |n| n + n / 8);
             // Changed dedup buckets and the stock base or delta go to objects of their own; the

@@ -114,7 +114,7 @@ fn replay_from_a_checkpoint_reproduces_the_same_rows() {
         first.process(m, &mut out);
     }
     first.flush(&mut out); // the rows the sinks got before the crash
-    let snap = first.snapshot(topics::SALES, 0).unwrap();
+    let snap = first.snapshot(topics::SALES, 0).unwrap().unwrap();
     let snap: retail_stream::PartSnapshot = serde_json::from_slice(&serde_json::to_vec(&snap).unwrap()).unwrap();
     let mut second = Processor::new(window_config(), &Catalog::default());
     assert_eq!(second.assign(topics::SALES, 0, Some(snap)).unwrap(), Some(17));
@@ -371,7 +371,7 @@ fn a_partition_restored_from_a_format_1_checkpoint_keeps_hashing_ids_with_fnv() 
     let sales: Vec<String> = (0..5).map(|i| sale(i, "store_001", "SKU1", 1, 5.0, 0.0, t, Some("cust_5"))).collect();
     let mut p = Processor::new(window_config(), &Catalog::default());
     run_batch(&mut p, &sales.iter().enumerate().map(|(i, s)| sales_msg(i as i64, s, t)).collect::<Vec<_>>());
-    let snap = p.snapshot(topics::SALES, 0).unwrap();
+    let snap = p.snapshot(topics::SALES, 0).unwrap().unwrap();
     assert_eq!(snap.format, 2, "a new partition hashes ids word-wise");
     // What a build from before format 2 stored for the same records: ids hashed with FNV-1a.
     let mut old = snap.clone();
@@ -385,7 +385,7 @@ fn a_partition_restored_from_a_format_1_checkpoint_keeps_hashing_ids_with_fnv() 
         let mut q = Processor::new(window_config(), &Catalog::default());
         q.assign(topics::SALES, 0, Some(snap)).unwrap();
         let out = run_batch(&mut q, &again);
-        (out.stats.duplicates, q.snapshot(topics::SALES, 0).unwrap().format)
+        (out.stats.duplicates, q.snapshot(topics::SALES, 0).unwrap().unwrap().format)
     };
     assert_eq!(restore(old.clone()), (5, 1), "format 1 stays FNV-1a, in memory and in the next checkpoint");
     assert_eq!(restore(snap.clone()), (5, 2));
