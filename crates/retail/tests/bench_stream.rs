@@ -47,3 +47,39 @@ fn bench_stream_reports_events_outcomes_and_cpu_by_thread() {
         "busy {busy} % against {expected:.1} ± {tolerance:.1} % ({process_cpu} s CPU over {secs} s × {cores} cores)"
     );
 }
+
+/// `--keep-dir` keeps the run's lake for inspection, and refuses a folder that already holds a
+/// run rather than mixing two.
+#[test]
+fn bench_stream_keeps_its_data_where_asked_and_never_mixes_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_retail"));
+        for var in ["RETAIL_BUS", "RETAIL_LAKE", "RETAIL_WAREHOUSE", "RETAIL_CONFIG", "RETAIL_TEST_KAFKA"] {
+            cmd.env_remove(var);
+        }
+        cmd.args(["bench", "stream", "--events", "4000", "--latency-rate", "1000", "--latency-secs", "1", "--keep-dir"]).arg(dir.path()).output().unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "bench failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let sales = dir.path().join("embedded/lake/raw-data/sales");
+    let files = walk(&sales);
+    assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "parquet")), "no raw sales kept under {}: {files:?}", sales.display());
+    let again = run();
+    assert!(!again.status.success(), "a second run into the same folder succeeded");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("is not empty"), "unclear refusal: {stderr}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}

@@ -27,6 +27,12 @@ pub struct BenchStreamArgs {
     /// What the throughput backlog holds.
     #[arg(long, value_enum, default_value_t = Workload::Pairs)]
     pub workload: Workload,
+    /// Keep each run's bus, lake and warehouse under this folder (`embedded/`, `kafka/`; new or
+    /// empty folders) to inspect afterwards; by default they live in a temporary folder that
+    /// is removed. The global `--data-dir` is not used: a benchmark never writes into a real
+    /// data directory.
+    #[arg(long)]
+    pub keep_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,11 +180,20 @@ async fn publish_sim(bus: &Arc<dyn EventBus>, events: usize) -> anyhow::Result<r
 }
 
 async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &Config) -> anyhow::Result<(Row, Row)> {
-    let dir = tempfile::tempdir()?;
+    let temp = tempfile::tempdir()?;
+    let dir = match &args.keep_dir {
+        Some(keep) => {
+            let dir = keep.join(backend);
+            std::fs::create_dir_all(&dir)?;
+            anyhow::ensure!(std::fs::read_dir(&dir)?.next().is_none(), "{} is not empty: keep each run in a new folder", dir.display());
+            dir
+        }
+        None => temp.path().to_path_buf(),
+    };
     let mut cfg = config.clone();
-    cfg.lake = format!("file://{}/lake", dir.path().display());
+    cfg.lake = format!("file://{}/lake", dir.display());
     cfg.warehouse = "embedded".into();
-    let bus_url = bus_url.replace("{tmp}", &dir.path().display().to_string());
+    let bus_url = bus_url.replace("{tmp}", &dir.display().to_string());
     let sinks = super::stream::open_sinks(&cfg, &bus_url).await?;
     // Events are 2 ms of event time apart, backlog and paced run alike: start far enough back
     // that the last one is still in the past (a future timestamp is a dead letter).
