@@ -118,10 +118,13 @@ pub enum Stage {
     Lake,
     /// Warehouse flush, checkpoints and offset commits.
     Checkpoint,
+    /// The loop waiting for the previous chunk's sink writes or the oldest background lake
+    /// write before it can hand on the next (backpressure: the sinks are behind).
+    SinkWait,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::Poll, Stage::Process, Stage::Warehouse, Stage::Lake, Stage::Checkpoint];
+    pub const ALL: [Stage; 6] = [Stage::Poll, Stage::Process, Stage::Warehouse, Stage::Lake, Stage::Checkpoint, Stage::SinkWait];
     pub fn name(self) -> &'static str {
         match self {
             Stage::Poll => "poll",
@@ -129,6 +132,7 @@ impl Stage {
             Stage::Warehouse => "warehouse",
             Stage::Lake => "lake",
             Stage::Checkpoint => "checkpoint",
+            Stage::SinkWait => "sink_wait",
         }
     }
 }
@@ -149,7 +153,7 @@ pub struct StreamCounters {
     /// Records whose sink writes completed (the latency histogram's population).
     pub sunk: AtomicU64,
     /// Nanoseconds per [`Stage`].
-    pub stage_ns: [AtomicU64; 5],
+    pub stage_ns: [AtomicU64; 6],
     latency_ms: Vec<AtomicU64>,
 }
 
@@ -194,7 +198,7 @@ pub struct CountersSnapshot {
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     /// Seconds per stage, in [`Stage::ALL`] order.
-    pub stage_secs: [f64; 5],
+    pub stage_secs: [f64; 6],
 }
 
 impl StreamCounters {

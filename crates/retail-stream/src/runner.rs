@@ -826,9 +826,11 @@ impl Runner {
             verdicts = next_verdicts;
             self.metrics.add_stage_time(Stage::Process, t.elapsed());
             let (job, lake) = self.sink_job(part, out).await?;
+            let waited = Instant::now();
             self.wait_for_sinks().await?;
             self.inflight = Some(tokio::spawn(run_sink_job(self.sinks(), job)));
             self.start_lake_writes(lake).await?;
+            self.metrics.add_stage_time(Stage::SinkWait, waited.elapsed());
             self.flush_warehouse_early(part.len());
         }
         if self.consumer.may_rebalance() {

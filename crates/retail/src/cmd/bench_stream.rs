@@ -48,7 +48,7 @@ pub enum Workload {
 
 struct Row {
     backend: String,
-    stages: [f64; 5],
+    stages: [f64; 6],
     /// valid, dead letters, anomalies, alerts: what the workload made the processor do.
     outcome: [u64; 4],
     events: u64,
