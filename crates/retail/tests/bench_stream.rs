@@ -26,6 +26,14 @@ fn bench_stream_reports_events_outcomes_and_cpu_by_thread() {
     // The paced run's records all arrive as well (at most 1 s of 2 k/s, plus the tick's rounding).
     let paced: u64 = row("outcome", "embedded paced")[0].parse().unwrap();
     assert!(paced > 0 && paced <= 2_100, "paced run validated {paced} records");
+    // Stage seconds: every stage has a column, the loop's waits for its sinks included.
+    let header = stdout.lines().find(|l| l.starts_with("stage seconds")).unwrap_or_else(|| panic!("no stage table in:\n{stdout}"));
+    for stage in ["poll", "process", "warehouse", "lake", "checkpoint", "sink_wait", "loop cpu"] {
+        assert!(header.contains(stage), "no `{stage}` column in `{header}`");
+    }
+    let stages = row("stage seconds", "embedded backlog");
+    assert_eq!(stages.len(), 7, "{stages:?}");
+    assert!(stages.iter().all(|v| v.parse::<f64>().is_ok_and(|x| x >= 0.0)), "{stages:?}");
     // CPU by thread: the loop's thread (the main one here) did work, and the groups account for
     // no more CPU than the process used (cpu µs/event × events).
     let groups = row("cpu seconds by thread", "embedded backlog").join(" ");
