@@ -325,11 +325,10 @@ impl Processor {
         }
         let names = &self.names;
         let taken = validate::map_beside(states, threads, |(tp, state)| (tp.clone(), state.to_snapshot(names)));
-        let mut snaps = Vec::with_capacity(taken.len());
-        for (tp, snap) in taken {
-            let snap = snap.map_err(|reason| StateError::Snapshot { topic: tp.topic.clone(), partition: tp.partition, reason })?;
-            snaps.push((tp, snap));
-        }
+        let mut snaps = taken
+            .into_iter()
+            .map(|(tp, snap)| snap.map(|s| (tp.clone(), s)).map_err(|reason| StateError::Snapshot { topic: tp.topic, partition: tp.partition, reason }))
+            .collect::<Result<Vec<_>, _>>()?;
         snaps.sort_by_key(|(tp, _)| partitions.iter().position(|p| p == tp));
         Ok(snaps)
     }

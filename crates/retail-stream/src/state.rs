@@ -329,7 +329,7 @@ impl<T: Serialize + serde::de::DeserializeOwned> StoredSeq<T> {
     pub fn into_items(self) -> Result<Vec<T>, String> {
         match self {
             StoredSeq::Items(v) => Ok(v),
-            StoredSeq::Encoded { bytes, .. } => postcard::from_bytes(&bytes).map_err(|e| format!("snapshot entries: {e}")),
+            StoredSeq::Encoded { bytes, .. } => decode_entries(&bytes),
         }
     }
 
@@ -356,12 +356,16 @@ impl<T: Serialize + serde::de::DeserializeOwned> StoredSeq<T> {
     }
 }
 
+fn decode_entries<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("snapshot entries: {e}"))
+}
+
 /// Other serialisers (JSON in tests and in checkpoints of early versions) see the items.
-impl<T: Serialize + serde::de::DeserializeOwned + Clone> Serialize for StoredSeq<T> {
+impl<T: Serialize + serde::de::DeserializeOwned> Serialize for StoredSeq<T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
             StoredSeq::Items(v) => v.serialize(serializer),
-            StoredSeq::Encoded { .. } => self.clone().into_items().map_err(serde::ser::Error::custom)?.serialize(serializer),
+            StoredSeq::Encoded { bytes, .. } => decode_entries::<T>(bytes).map_err(serde::ser::Error::custom)?.serialize(serializer),
         }
     }
 }
@@ -373,12 +377,15 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for StoredSeq<T> {
 }
 
 /// Equal when the items are (an undecodable encoding equals nothing).
-impl<T: Serialize + serde::de::DeserializeOwned + Clone + PartialEq> PartialEq for StoredSeq<T> {
+impl<T: serde::de::DeserializeOwned + PartialEq + Clone> PartialEq for StoredSeq<T> {
     fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (StoredSeq::Items(a), StoredSeq::Items(b)) => a == b,
-            _ => matches!((self.clone().into_items(), other.clone().into_items()), (Ok(a), Ok(b)) if a == b),
+        fn items<T: serde::de::DeserializeOwned + Clone>(s: &StoredSeq<T>) -> Result<std::borrow::Cow<'_, [T]>, String> {
+            match s {
+                StoredSeq::Items(v) => Ok(std::borrow::Cow::Borrowed(v)),
+                StoredSeq::Encoded { bytes, .. } => decode_entries(bytes).map(std::borrow::Cow::Owned),
+            }
         }
+        matches!((items(self), items(other)), (Ok(a), Ok(b)) if a == b)
     }
 }
 
@@ -443,11 +450,11 @@ struct PartSnapshotV2 {
     max_event_ms: i64,
     dedup: Vec<(i64, Vec<u64>)>,
     dedup_segments: Vec<(i64, i64)>,
-    windows: Vec<(i64, String, String, WindowAgg)>,
+    windows: Vec<StoredWindow>,
     qty_norm: Vec<(String, Norm)>,
     price_norm: Vec<(String, Norm)>,
     pos: Vec<(String, PosRun)>,
-    stock: Vec<(String, String, StockState)>,
+    stock: Vec<StoredStock>,
     stock_segments: Vec<i64>,
 }
 
@@ -482,11 +489,11 @@ struct PartSnapshotV1 {
     next_offset: i64,
     max_event_ms: i64,
     dedup: Vec<(i64, Vec<u64>)>,
-    windows: Vec<(i64, String, String, WindowAgg)>,
+    windows: Vec<StoredWindow>,
     qty_norm: Vec<(String, Norm)>,
     price_norm: Vec<(String, Norm)>,
     pos: Vec<(String, PosRun)>,
-    stock: Vec<(String, String, StockState)>,
+    stock: Vec<StoredStock>,
 }
 
 impl From<PartSnapshotV1> for PartSnapshotV2 {
@@ -522,7 +529,7 @@ pub fn encode_stock(entries: &StoredSeq<StoredStock>) -> Result<Vec<u8>, String>
     Ok(buf)
 }
 
-pub fn decode_stock(bytes: &[u8]) -> Result<Vec<(String, String, StockState)>, String> {
+pub fn decode_stock(bytes: &[u8]) -> Result<Vec<StoredStock>, String> {
     let body = bytes.strip_prefix(STOCK_MAGIC).ok_or("not a stock object of this processor")?;
     postcard::from_bytes(body).map_err(|e| format!("stock object: {e}"))
 }

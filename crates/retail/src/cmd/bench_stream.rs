@@ -180,7 +180,8 @@ async fn publish_sim(bus: &Arc<dyn EventBus>, events: usize) -> anyhow::Result<r
 }
 
 async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &Config) -> anyhow::Result<(Row, Row)> {
-    let temp = tempfile::tempdir()?;
+    // Removed when dropped, at the end of this run (made only when the run is not kept).
+    let temp;
     let dir = match &args.keep_dir {
         Some(keep) => {
             let dir = keep.join(backend);
@@ -188,7 +189,10 @@ async fn measure(backend: &str, bus_url: &str, args: &BenchStreamArgs, config: &
             anyhow::ensure!(std::fs::read_dir(&dir)?.next().is_none(), "{} is not empty: keep each run in a new folder", dir.display());
             dir
         }
-        None => temp.path().to_path_buf(),
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
     };
     let mut cfg = config.clone();
     cfg.lake = format!("file://{}/lake", dir.display());
